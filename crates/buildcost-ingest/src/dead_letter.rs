@@ -1,0 +1,226 @@
+//! Dead letters: every rejected message, with its reason, a detail and where it came from.
+//!
+//! The payload is kept so an operator can fix and replay it, but stripped of identity first:
+//! when it is a JSON object, `author` and `log_excerpt` are removed; when it is not JSON, any
+//! `"author": "…"` or `"log_excerpt": "…"` text in it is blanked and it is cut to
+//! [`MAX_DEAD_PAYLOAD_BYTES`].
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use buildcost_model::Rejection;
+use regex::bytes::Regex;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::{Error, Result};
+
+/// Longest payload text kept in a dead letter when the payload is not a JSON object.
+pub const MAX_DEAD_PAYLOAD_BYTES: usize = 64 * 1024;
+
+/// The fields removed from every dead-lettered payload.
+pub const STRIPPED_FIELDS: &[&str] = &["author", "log_excerpt"];
+
+/// Where a message came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Origin {
+    /// A line of an NDJSON file (`-` for standard input); lines count from 1.
+    File { file: String, line: u64 },
+    /// A Kafka message.
+    Kafka { topic: String, partition: i32, offset: i64 },
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::File { file, line } => write!(f, "{file}:{line}"),
+            Origin::Kafka { topic, partition, offset } => write!(f, "{topic}[{partition}]@{offset}"),
+        }
+    }
+}
+
+/// A payload made safe to keep.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SafePayload {
+    /// A JSON object without `author` and `log_excerpt`.
+    Json(Map<String, Value>),
+    /// Anything else, as (lossy UTF-8) text with identity fields blanked, possibly cut.
+    Text { text: String, original_bytes: usize, truncated: bool },
+}
+
+static IDENTITY_TEXT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#""(author|log_excerpt)"\s*:\s*"(?:[^"\\]|\\.)*("|$)"#).unwrap_or_else(|_| unreachable!())
+});
+
+/// Makes a rejected payload safe to keep (see the module docs).
+pub fn safe_payload(payload: &[u8]) -> SafePayload {
+    if let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(payload) {
+        for field in STRIPPED_FIELDS {
+            map.remove(*field);
+        }
+        return SafePayload::Json(map);
+    }
+    let truncated = payload.len() > MAX_DEAD_PAYLOAD_BYTES;
+    let kept = &payload[..payload.len().min(MAX_DEAD_PAYLOAD_BYTES)];
+    let blanked = IDENTITY_TEXT.replace_all(kept, &b"\"$1\":\"<removed>\""[..]);
+    SafePayload::Text {
+        text: String::from_utf8_lossy(&blanked).into_owned(),
+        original_bytes: payload.len(),
+        truncated,
+    }
+}
+
+/// One dead letter as written.
+#[derive(Debug, Serialize)]
+pub struct DeadLetter<'a> {
+    pub reason: &'static str,
+    pub detail: &'a str,
+    pub origin: &'a Origin,
+    pub payload: SafePayload,
+    pub dead_lettered_at: String,
+}
+
+impl<'a> DeadLetter<'a> {
+    /// The dead letter of a rejected message.
+    pub fn new(rejection: &'a Rejection, origin: &'a Origin, payload: &[u8]) -> Self {
+        DeadLetter {
+            reason: rejection.reason.as_str(),
+            detail: &rejection.detail,
+            origin,
+            payload: safe_payload(payload),
+            dead_lettered_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }
+    }
+}
+
+/// Where dead letters go. Small by design: a file here, a Kafka topic in the service.
+pub trait DeadLetterSink {
+    /// Keeps one dead letter.
+    ///
+    /// # Errors
+    /// The letter could not be kept; the caller stops rather than lose it.
+    fn send(&mut self, letter: &DeadLetter<'_>) -> Result<()>;
+
+    /// Makes every letter sent so far durable.
+    ///
+    /// # Errors
+    /// The letters could not be made durable.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Dead letters as NDJSON in a file, created on the first letter.
+pub struct FileDeadLetters {
+    path: PathBuf,
+    out: Option<BufWriter<File>>,
+    written: u64,
+}
+
+impl FileDeadLetters {
+    /// A sink that will write to `path` (its folder is created when needed).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FileDeadLetters {
+            path: path.into(),
+            out: None,
+            written: 0,
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Letters written.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    fn io(&self, action: &'static str) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        move |source| Error::Io { action, path: self.path.clone(), source }
+    }
+}
+
+impl DeadLetterSink for FileDeadLetters {
+    fn send(&mut self, letter: &DeadLetter<'_>) -> Result<()> {
+        if self.out.is_none() {
+            if let Some(dir) = self.path.parent() {
+                std::fs::create_dir_all(dir).map_err(self.io("create dead-letter folder"))?;
+            }
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .map_err(self.io("open dead-letter file"))?;
+            self.out = Some(BufWriter::new(file));
+        }
+        let mut line = serde_json::to_vec(letter).unwrap_or_default();
+        line.push(b'\n');
+        let path = self.path.clone();
+        if let Some(out) = self.out.as_mut() {
+            out.write_all(&line)
+                .map_err(|source| Error::Io { action: "write dead letter", path, source })?;
+        }
+        self.written += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        if let Some(out) = self.out.as_mut() {
+            out.flush()
+                .and_then(|()| out.get_ref().sync_all())
+                .map_err(|source| Error::Io { action: "sync dead letters", path, source })?;
+        }
+        Ok(())
+    }
+}
+
+/// Keeps dead letters in memory (tests, and callers that forward them elsewhere).
+#[derive(Debug, Default)]
+pub struct MemoryDeadLetters {
+    pub letters: Vec<Value>,
+}
+
+impl DeadLetterSink for MemoryDeadLetters {
+    fn send(&mut self, letter: &DeadLetter<'_>) -> Result<()> {
+        self.letters.push(serde_json::to_value(letter).unwrap_or(Value::Null));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_payloads_lose_author_and_log() {
+        let p = safe_payload(br#"{"event_id":"e","author":"Jane Doe","log_excerpt":"Jane broke it","team":"t"}"#);
+        let SafePayload::Json(map) = p else { panic!("expected JSON") };
+        assert_eq!(map.len(), 2);
+        assert!(map.contains_key("event_id") && map.contains_key("team"));
+    }
+
+    #[test]
+    fn text_payloads_are_blanked_and_cut() {
+        let p = safe_payload(br#"{"event_id":"e","author":"Jane \"JD\" Doe","log_excerpt":"by Jane","team":"#);
+        let SafePayload::Text { text, truncated, .. } = p else { panic!("expected text") };
+        assert!(!text.contains("Jane"), "{text}");
+        assert!(text.contains(r#""author":"<removed>""#));
+        assert!(!truncated);
+        let unterminated = safe_payload(br#"{"author": "Jane Do"#);
+        let SafePayload::Text { text, .. } = unterminated else { panic!() };
+        assert!(!text.contains("Jane"), "{text}");
+
+        let big = vec![b'x'; MAX_DEAD_PAYLOAD_BYTES + 10];
+        let SafePayload::Text { text, truncated, original_bytes } = safe_payload(&big) else { panic!() };
+        assert!(truncated);
+        assert_eq!(text.len(), MAX_DEAD_PAYLOAD_BYTES);
+        assert_eq!(original_bytes, MAX_DEAD_PAYLOAD_BYTES + 10);
+    }
+}

@@ -1,0 +1,189 @@
+//! The core of every source: decode, de-duplicate, batch by day, write, dead-letter.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use buildcost_model::{BatchBuilder, Decoder, RejectCounts};
+use buildcost_store::{EventIndex, Store};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{json, Value};
+
+use crate::dead_letter::{DeadLetter, DeadLetterSink, Origin};
+use crate::Result;
+
+/// What became of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted,
+    Duplicate,
+    Rejected(buildcost_model::RejectReason),
+}
+
+/// Counts of an ingest run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestSummary {
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected_by_reason: RejectCounts,
+    /// Accepted builds whose runner class is not in the price table (priced at `pricing.default`).
+    pub unpriced: u64,
+    pub files_written: u64,
+    pub rows_written: u64,
+}
+
+impl IngestSummary {
+    /// Total rejections.
+    pub fn rejected(&self) -> u64 {
+        self.rejected_by_reason.total()
+    }
+
+    /// The one-line JSON summary `ingest` prints last.
+    pub fn to_json(&self) -> Value {
+        let by_reason: serde_json::Map<String, Value> = self
+            .rejected_by_reason
+            .iter()
+            .map(|(r, n)| (r.as_str().to_owned(), json!(n)))
+            .collect();
+        json!({
+            "accepted": self.accepted,
+            "rejected": self.rejected(),
+            "duplicates": self.duplicates,
+            "rejected_by_reason": by_reason,
+            "unpriced": self.unpriced,
+            "files_written": self.files_written,
+        })
+    }
+}
+
+/// Turns messages into stored builds: decodes each one, drops ids already stored, batches rows
+/// per UTC day and writes each day's rows as one Parquet file per flush.
+pub struct Ingestor<'s> {
+    decoder: Decoder,
+    store: &'s Store,
+    index: EventIndex,
+    priced_classes: Option<BTreeSet<String>>,
+    pending: BTreeMap<NaiveDate, (BatchBuilder, Vec<String>)>,
+    pending_rows: usize,
+    batch_rows: usize,
+    file_prefix: String,
+    next_file: u64,
+    summary: IngestSummary,
+}
+
+impl<'s> Ingestor<'s> {
+    /// An ingestor writing to `store`. `index` holds the ids already stored
+    /// ([`Store::load_index`]); `file_prefix` makes this run's file names unique.
+    pub fn new(decoder: Decoder, store: &'s Store, index: EventIndex, file_prefix: impl Into<String>) -> Self {
+        Ingestor {
+            decoder,
+            store,
+            index,
+            priced_classes: None,
+            pending: BTreeMap::new(),
+            pending_rows: 0,
+            batch_rows: 100_000,
+            file_prefix: file_prefix.into(),
+            next_file: 0,
+            summary: IngestSummary::default(),
+        }
+    }
+
+    /// Flush once this many rows are pending.
+    pub fn with_batch_rows(mut self, rows: usize) -> Self {
+        self.batch_rows = rows.max(1);
+        self
+    }
+
+    /// The runner classes of the price table, to count unpriced builds.
+    pub fn with_priced_classes(mut self, classes: impl IntoIterator<Item = String>) -> Self {
+        self.priced_classes = Some(classes.into_iter().collect());
+        self
+    }
+
+    /// The counts so far.
+    pub fn summary(&self) -> &IngestSummary {
+        &self.summary
+    }
+
+    /// Ingests one message received at `now`; a rejected one goes to `dead_letters`.
+    ///
+    /// # Errors
+    /// Writing a full batch or a dead letter failed.
+    pub fn push(
+        &mut self,
+        payload: &[u8],
+        origin: &Origin,
+        now: DateTime<Utc>,
+        dead_letters: &mut dyn DeadLetterSink,
+    ) -> Result<Outcome> {
+        let row = match self.decoder.decode(payload, now) {
+            Ok(row) => row,
+            Err(rejection) => {
+                self.summary.rejected_by_reason.add(rejection.reason, 1);
+                dead_letters.send(&DeadLetter::new(&rejection, origin, payload))?;
+                return Ok(Outcome::Rejected(rejection.reason));
+            }
+        };
+        if !self.index.insert(&row.event_id) {
+            self.summary.duplicates += 1;
+            return Ok(Outcome::Duplicate);
+        }
+        if let Some(classes) = &self.priced_classes {
+            if !classes.contains(&row.runner_class) {
+                self.summary.unpriced += 1;
+            }
+        }
+        self.summary.accepted += 1;
+        let (builder, ids) = self.pending.entry(row.day()).or_insert_with(|| (BatchBuilder::new(), Vec::new()));
+        builder.append(&row);
+        ids.push(row.event_id);
+        self.pending_rows += 1;
+        if self.pending_rows >= self.batch_rows {
+            self.flush(dead_letters)?;
+        }
+        Ok(Outcome::Accepted)
+    }
+
+    /// Writes every pending row (one file per day) and makes the dead letters durable.
+    ///
+    /// # Errors
+    /// A write failed; the ids of the rows not written are forgotten, so a later run stores them.
+    pub fn flush(&mut self, dead_letters: &mut dyn DeadLetterSink) -> Result<()> {
+        dead_letters.flush()?;
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_rows = 0;
+        let mut result = Ok(());
+        for (day, (mut builder, ids)) in pending {
+            if result.is_err() {
+                ids.iter().for_each(|id| self.index.remove(id));
+                continue;
+            }
+            let name = format!("{}-{:06}", self.file_prefix, self.next_file);
+            let written = builder
+                .finish()
+                .map_err(crate::Error::from)
+                .and_then(|batch| Ok((batch.num_rows(), self.store.write_batch(day, &name, &batch)?)));
+            match written {
+                Ok((rows, path)) => {
+                    tracing::debug!(path = %path.display(), rows, "wrote partition file");
+                    self.next_file += 1;
+                    self.summary.files_written += 1;
+                    self.summary.rows_written += rows as u64;
+                }
+                Err(e) => {
+                    ids.iter().for_each(|id| self.index.remove(id));
+                    result = Err(e);
+                }
+            }
+        }
+        result
+    }
+
+    /// Flushes and returns the final counts.
+    ///
+    /// # Errors
+    /// The last flush failed.
+    pub fn finish(mut self, dead_letters: &mut dyn DeadLetterSink) -> Result<IngestSummary> {
+        self.flush(dead_letters)?;
+        Ok(self.summary)
+    }
+}

@@ -1,0 +1,491 @@
+//! The configuration file (spec section 9): one serde struct per concern, every key defaulted,
+//! unknown keys refused, cross-field rules checked by [`Config::validate`] with the key named.
+//!
+//! Loading from disk and resolving relative paths is the binary's job; this module is pure.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::decode::DEFAULT_MAX_EVENT_BYTES;
+use crate::{Error, Result};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub store: StoreConfig,
+    pub kafka: KafkaConfig,
+    pub http: HttpConfig,
+    pub refresh: RefreshConfig,
+    pub ingest: IngestConfig,
+    pub privacy: PrivacyConfig,
+    pub baseline: BaselineConfig,
+    pub teams: TeamsConfig,
+    pub classifier: ClassifierConfig,
+    pub pricing: PricingConfig,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Folder of the Parquet store.
+    pub path: PathBuf,
+    /// Partitions (days) older than this are deleted.
+    pub retention_days: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: default_store_path(),
+            retention_days: default_retention_days(),
+        }
+    }
+}
+
+fn default_store_path() -> PathBuf {
+    PathBuf::from("./buildcost-data")
+}
+fn default_retention_days() -> u32 {
+    400
+}
+
+/// `[kafka]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub topic: String,
+    pub group_id: String,
+    pub dead_letter_topic: String,
+    /// Passed to librdkafka as they are (`security.protocol`, `sasl.*`, …).
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "localhost:9092".into(),
+            topic: "ci.build-events".into(),
+            group_id: "buildcost".into(),
+            dead_letter_topic: "ci.build-events.dlq".into(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:9898".into(),
+        }
+    }
+}
+
+/// `[refresh]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RefreshConfig {
+    /// A humantime duration: `60s`, `5m`.
+    pub interval: String,
+}
+
+impl Default for RefreshConfig {
+    fn default() -> Self {
+        RefreshConfig {
+            interval: "60s".into(),
+        }
+    }
+}
+
+impl RefreshConfig {
+    /// The parsed interval.
+    ///
+    /// # Errors
+    /// Not a humantime duration, or zero.
+    pub fn interval(&self) -> Result<Duration> {
+        let d = humantime::parse_duration(&self.interval).map_err(|e| Error::Config {
+            key: "refresh.interval".into(),
+            message: format!("`{}` is not a duration like `60s` or `5m`: {e}", self.interval),
+        })?;
+        if d.is_zero() {
+            return Err(Error::Config {
+                key: "refresh.interval".into(),
+                message: "must be longer than 0s".into(),
+            });
+        }
+        Ok(d)
+    }
+}
+
+/// `[ingest]` (not in the first spec: the knobs of decoding and batching).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Messages larger than this are rejected as `too_large`.
+    pub max_event_bytes: usize,
+    /// Rows per Parquet file written by a backfill.
+    pub batch_rows: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            batch_rows: 100_000,
+        }
+    }
+}
+
+/// `[privacy]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyConfig {
+    pub min_team_size: u32,
+    /// Default `<store.path>/pseudonym.key`.
+    pub pseudonym_key_file: Option<PathBuf>,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig {
+            min_team_size: 5,
+            pseudonym_key_file: None,
+        }
+    }
+}
+
+/// `[baseline]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselineConfig {
+    pub window_days: u32,
+    pub min_peers: u32,
+    pub k_sigma: f64,
+}
+
+impl Default for BaselineConfig {
+    fn default() -> Self {
+        BaselineConfig {
+            window_days: 28,
+            min_peers: 5,
+            k_sigma: 2.0,
+        }
+    }
+}
+
+/// `[teams]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TeamsConfig {
+    /// CSV `team,product,developers,peer_group`; optional.
+    pub file: Option<PathBuf>,
+}
+
+/// `[classifier]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassifierConfig {
+    /// Replaces the built-in rules; optional.
+    pub rules_file: Option<PathBuf>,
+}
+
+/// `[pricing]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PricingConfig {
+    pub currency: String,
+    pub default: PriceDefaults,
+    pub runner_classes: BTreeMap<String, RunnerPrice>,
+}
+
+impl Default for PricingConfig {
+    fn default() -> Self {
+        PricingConfig {
+            currency: "EUR".into(),
+            default: PriceDefaults::default(),
+            runner_classes: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[pricing.default]`: the fallback for every missing class and every missing key.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PriceDefaults {
+    pub cpu_cores: f64,
+    pub memory_gb: f64,
+    pub gpus: f64,
+    pub eur_per_cpu_hour: f64,
+    pub eur_per_gb_hour: f64,
+    pub eur_per_gpu_hour: f64,
+    pub eur_per_build: f64,
+}
+
+impl Default for PriceDefaults {
+    /// A small cloud VM's list price, rounded: 2 vCPU, 4 GB.
+    fn default() -> Self {
+        PriceDefaults {
+            cpu_cores: 2.0,
+            memory_gb: 4.0,
+            gpus: 0.0,
+            eur_per_cpu_hour: 0.04,
+            eur_per_gb_hour: 0.005,
+            eur_per_gpu_hour: 2.5,
+            eur_per_build: 0.0,
+        }
+    }
+}
+
+/// `[pricing.runner_classes."NAME"]`: each key optional.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunnerPrice {
+    pub cpu_cores: Option<f64>,
+    pub memory_gb: Option<f64>,
+    pub gpus: Option<f64>,
+    pub eur_per_cpu_hour: Option<f64>,
+    pub eur_per_gb_hour: Option<f64>,
+    pub eur_per_gpu_hour: Option<f64>,
+    pub eur_per_build: Option<f64>,
+}
+
+impl RunnerPrice {
+    /// Every key filled, missing ones from `default` (spec section 5).
+    pub fn resolve(&self, default: &PriceDefaults) -> PriceDefaults {
+        PriceDefaults {
+            cpu_cores: self.cpu_cores.unwrap_or(default.cpu_cores),
+            memory_gb: self.memory_gb.unwrap_or(default.memory_gb),
+            gpus: self.gpus.unwrap_or(default.gpus),
+            eur_per_cpu_hour: self.eur_per_cpu_hour.unwrap_or(default.eur_per_cpu_hour),
+            eur_per_gb_hour: self.eur_per_gb_hour.unwrap_or(default.eur_per_gb_hour),
+            eur_per_gpu_hour: self.eur_per_gpu_hour.unwrap_or(default.eur_per_gpu_hour),
+            eur_per_build: self.eur_per_build.unwrap_or(default.eur_per_build),
+        }
+    }
+}
+
+impl PriceDefaults {
+    fn check(&self, prefix: &str) -> Result<()> {
+        let fields = [
+            ("cpu_cores", self.cpu_cores, true),
+            ("memory_gb", self.memory_gb, false),
+            ("gpus", self.gpus, false),
+            ("eur_per_cpu_hour", self.eur_per_cpu_hour, false),
+            ("eur_per_gb_hour", self.eur_per_gb_hour, false),
+            ("eur_per_gpu_hour", self.eur_per_gpu_hour, false),
+            ("eur_per_build", self.eur_per_build, false),
+        ];
+        for (name, value, strictly_positive) in fields {
+            let ok = value.is_finite() && if strictly_positive { value > 0.0 } else { value >= 0.0 };
+            if !ok {
+                let rule = if strictly_positive { "greater than 0" } else { "0 or more" };
+                return Err(Error::Config {
+                    key: format!("{prefix}.{name}"),
+                    message: format!("is {value}; it must be a finite number {rule}"),
+                });
+            }
+        }
+        if self.gpus.fract() != 0.0 {
+            return Err(Error::Config {
+                key: format!("{prefix}.gpus"),
+                message: format!("is {}; it must be a whole number", self.gpus),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn key_error(key: &str, message: impl Into<String>) -> Error {
+    Error::Config {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Parses a configuration file's text (no validation, no path resolution).
+    ///
+    /// # Errors
+    /// Not TOML, an unknown key, or a value of the wrong type; the message names the key.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::ConfigSyntax(e.to_string()))
+    }
+
+    /// Makes relative paths relative to `base` (the config file's folder).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let join = |p: &mut PathBuf| {
+            if p.is_relative() && !p.to_string_lossy().starts_with("s3://") {
+                *p = base.join(&*p);
+            }
+        };
+        join(&mut self.store.path);
+        if let Some(p) = &mut self.privacy.pseudonym_key_file {
+            join(p);
+        }
+        if let Some(p) = &mut self.teams.file {
+            join(p);
+        }
+        if let Some(p) = &mut self.classifier.rules_file {
+            join(p);
+        }
+    }
+
+    /// The pseudonym key file: the configured one, else `<store.path>/pseudonym.key`.
+    pub fn pseudonym_key_file(&self) -> PathBuf {
+        self.privacy
+            .pseudonym_key_file
+            .clone()
+            .unwrap_or_else(|| self.store.path.join("pseudonym.key"))
+    }
+
+    /// Checks every rule that a type cannot express.
+    ///
+    /// # Errors
+    /// The first bad value, with its key.
+    pub fn validate(&self) -> Result<()> {
+        if self.store.path.as_os_str().is_empty() {
+            return Err(key_error("store.path", "must not be empty"));
+        }
+        if self.store.path.to_string_lossy().starts_with("s3://") {
+            return Err(key_error(
+                "store.path",
+                "object storage (s3://) is not supported by this build yet; use a local folder",
+            ));
+        }
+        if self.store.retention_days == 0 {
+            return Err(key_error("store.retention_days", "must be at least 1"));
+        }
+        for (key, value) in [
+            ("kafka.brokers", &self.kafka.brokers),
+            ("kafka.topic", &self.kafka.topic),
+            ("kafka.group_id", &self.kafka.group_id),
+            ("kafka.dead_letter_topic", &self.kafka.dead_letter_topic),
+        ] {
+            if value.trim().is_empty() {
+                return Err(key_error(key, "must not be empty"));
+            }
+        }
+        if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(key_error(
+                "http.listen",
+                format!("`{}` is not an address like 127.0.0.1:9898", self.http.listen),
+            ));
+        }
+        self.refresh.interval()?;
+        if self.ingest.max_event_bytes == 0 {
+            return Err(key_error("ingest.max_event_bytes", "must be at least 1"));
+        }
+        if self.ingest.batch_rows == 0 {
+            return Err(key_error("ingest.batch_rows", "must be at least 1"));
+        }
+        if self.privacy.min_team_size == 0 {
+            return Err(key_error("privacy.min_team_size", "must be at least 1"));
+        }
+        if self.baseline.window_days == 0 {
+            return Err(key_error("baseline.window_days", "must be at least 1"));
+        }
+        if self.baseline.min_peers == 0 {
+            return Err(key_error("baseline.min_peers", "must be at least 1"));
+        }
+        if !(self.baseline.k_sigma.is_finite() && self.baseline.k_sigma > 0.0) {
+            return Err(key_error("baseline.k_sigma", "must be a finite number greater than 0"));
+        }
+        if self.pricing.currency.trim().is_empty() {
+            return Err(key_error("pricing.currency", "must not be empty"));
+        }
+        self.pricing.default.check("pricing.default")?;
+        for (name, class) in &self.pricing.runner_classes {
+            class
+                .resolve(&self.pricing.default)
+                .check(&format!("pricing.runner_classes.\"{name}\""))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_spec_defaults() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.store.retention_days, 400);
+        assert_eq!(c.kafka.topic, "ci.build-events");
+        assert_eq!(c.kafka.dead_letter_topic, "ci.build-events.dlq");
+        assert_eq!(c.http.listen, "127.0.0.1:9898");
+        assert_eq!(c.refresh.interval().unwrap(), Duration::from_secs(60));
+        assert_eq!(c.privacy.min_team_size, 5);
+        assert_eq!((c.baseline.window_days, c.baseline.min_peers, c.baseline.k_sigma), (28, 5, 2.0));
+        assert_eq!(c.pricing.currency, "EUR");
+        assert_eq!(c.pseudonym_key_file(), PathBuf::from("./buildcost-data/pseudonym.key"));
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let e = Config::from_toml("[baseline]\nk_sgima = 3\n").unwrap_err().to_string();
+        assert!(e.contains("k_sgima"), "{e}");
+        let e = Config::from_toml("[nonsense]\n").unwrap_err().to_string();
+        assert!(e.contains("nonsense"), "{e}");
+        let e = Config::from_toml("[pricing.runner_classes.small]\ncpus = 2\n").unwrap_err().to_string();
+        assert!(e.contains("cpus"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            ("[baseline]\nk_sigma = -1.0\n", "baseline.k_sigma"),
+            ("[refresh]\ninterval = \"soon\"\n", "refresh.interval"),
+            ("[http]\nlisten = \"localhost\"\n", "http.listen"),
+            ("[privacy]\nmin_team_size = 0\n", "privacy.min_team_size"),
+            ("[pricing.default]\neur_per_cpu_hour = -0.1\n", "pricing.default.eur_per_cpu_hour"),
+            (
+                "[pricing.runner_classes.\"gpu-xl\"]\ncpu_cores = 0.0\n",
+                "pricing.runner_classes.\"gpu-xl\".cpu_cores",
+            ),
+            ("[store]\npath = \"s3://bucket/x\"\n", "store.path"),
+        ];
+        for (text, key) in cases {
+            let e = Config::from_toml(text).unwrap().validate().unwrap_err().to_string();
+            assert!(e.contains(key), "{text:?} gave {e}");
+        }
+        let e = Config::from_toml("[baseline]\nwindow_days = \"x\"\n").unwrap_err().to_string();
+        assert!(e.contains("window_days"), "{e}");
+    }
+
+    #[test]
+    fn runner_class_keys_fall_back_to_the_default() {
+        let c = Config::from_toml(
+            "[pricing.default]\ncpu_cores = 2\nmemory_gb = 8\neur_per_cpu_hour = 0.05\n\
+             [pricing.runner_classes.large]\ncpu_cores = 8\n",
+        )
+        .unwrap();
+        let large = c.pricing.runner_classes["large"].resolve(&c.pricing.default);
+        assert_eq!(large.cpu_cores, 8.0);
+        assert_eq!(large.memory_gb, 8.0);
+        assert_eq!(large.eur_per_cpu_hour, 0.05);
+    }
+
+    #[test]
+    fn relative_paths_follow_the_config_file() {
+        let mut c = Config::from_toml("[store]\npath = \"data\"\n[teams]\nfile = \"teams.csv\"\n").unwrap();
+        c.resolve_paths(Path::new("/etc/buildcost"));
+        assert_eq!(c.store.path, PathBuf::from("/etc/buildcost/data"));
+        assert_eq!(c.teams.file, Some(PathBuf::from("/etc/buildcost/teams.csv")));
+        assert_eq!(c.pseudonym_key_file(), PathBuf::from("/etc/buildcost/data/pseudonym.key"));
+    }
+}

@@ -1,0 +1,477 @@
+//! Bytes → validated [`BuildRow`] or [`Rejection`] (spec sections 2–4).
+//!
+//! The decoder is total: every byte string gives a row or exactly one rejection reason, checked
+//! in the spec's order (`too_large`, `invalid_json`, `unsupported_version`, `missing_field`,
+//! `invalid_field`, `invalid_timestamp`). Fields are first captured as raw JSON text, so an
+//! unknown field is skipped without being interpreted (a huge number in a field we do not know
+//! does not reject the event), and each known field is then read by its own rule.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::classify::Classifier;
+use crate::event::{
+    BuildRow, CategorySource, FailureCategory, FailureStage, Status, Trigger, Vocabulary,
+};
+use crate::pseudonym::Pseudonymiser;
+use crate::reject::{RejectReason, Rejection};
+
+/// Default `max_event_bytes`: 64 KiB.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 64 * 1024;
+/// Longest name or id, in characters.
+pub const MAX_NAME_CHARS: usize = 256;
+/// Longest `log_excerpt`, in bytes (8 KiB).
+pub const MAX_LOG_EXCERPT_BYTES: usize = 8 * 1024;
+/// Longest build: 7 days.
+pub const MAX_BUILD_DURATION: Duration = Duration::days(7);
+/// How far in the future of ingestion `finished_at` may be: 1 hour (clock skew).
+pub const MAX_FUTURE_SKEW: Duration = Duration::hours(1);
+
+/// The fields of a schema-1 event, each as raw JSON text.
+#[derive(Deserialize)]
+struct RawEvent<'a> {
+    #[serde(borrow)]
+    schema_version: Option<&'a RawValue>,
+    #[serde(borrow)]
+    event_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    source: Option<&'a RawValue>,
+    #[serde(borrow)]
+    build_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    pipeline: Option<&'a RawValue>,
+    #[serde(borrow)]
+    repository: Option<&'a RawValue>,
+    #[serde(borrow)]
+    branch: Option<&'a RawValue>,
+    #[serde(borrow)]
+    commit: Option<&'a RawValue>,
+    #[serde(borrow)]
+    trigger: Option<&'a RawValue>,
+    #[serde(borrow)]
+    team: Option<&'a RawValue>,
+    #[serde(borrow)]
+    product: Option<&'a RawValue>,
+    #[serde(borrow)]
+    author: Option<&'a RawValue>,
+    #[serde(borrow)]
+    queued_at: Option<&'a RawValue>,
+    #[serde(borrow)]
+    started_at: Option<&'a RawValue>,
+    #[serde(borrow)]
+    finished_at: Option<&'a RawValue>,
+    #[serde(borrow)]
+    status: Option<&'a RawValue>,
+    #[serde(borrow)]
+    failure_stage: Option<&'a RawValue>,
+    #[serde(borrow)]
+    failure_category: Option<&'a RawValue>,
+    #[serde(borrow)]
+    log_excerpt: Option<&'a RawValue>,
+    #[serde(borrow)]
+    runner_class: Option<&'a RawValue>,
+    #[serde(borrow)]
+    cpu_cores: Option<&'a RawValue>,
+    #[serde(borrow)]
+    memory_gb: Option<&'a RawValue>,
+    #[serde(borrow)]
+    gpus: Option<&'a RawValue>,
+    #[serde(borrow)]
+    attempt: Option<&'a RawValue>,
+    #[serde(borrow)]
+    superseded: Option<&'a RawValue>,
+    #[serde(borrow)]
+    correlation_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    labels: Option<&'a RawValue>,
+}
+
+/// Decodes, validates, normalises, pseudonymises and classifies build events.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    max_event_bytes: usize,
+    pseudonymiser: Pseudonymiser,
+    classifier: Classifier,
+}
+
+type Check<T> = Result<T, Rejection>;
+
+fn invalid(field: &str, rule: impl std::fmt::Display) -> Rejection {
+    Rejection::new(RejectReason::InvalidField, format!("`{field}` {rule}"))
+}
+
+/// A field the caller has checked to be present; `null` otherwise (then rejected as wrong type).
+fn req(raw: Option<&RawValue>) -> &RawValue {
+    raw.unwrap_or(RawValue::NULL)
+}
+
+fn is_null(raw: Option<&RawValue>) -> bool {
+    raw.is_none_or(|r| r.get() == "null")
+}
+
+/// A JSON string's content, or a rejection naming the field.
+fn text<'a>(field: &str, raw: &'a RawValue) -> Check<std::borrow::Cow<'a, str>> {
+    let json = raw.get();
+    if !json.starts_with('"') {
+        return Err(invalid(field, "must be a string"));
+    }
+    let inner = &json[1..json.len() - 1];
+    if !inner.contains('\\') {
+        return Ok(std::borrow::Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(json)
+        .map(std::borrow::Cow::Owned)
+        .map_err(|_| {
+            Rejection::new(
+                RejectReason::InvalidJson,
+                format!("`{field}` holds an escape that is not valid Unicode (a lone surrogate?)"),
+            )
+        })
+}
+
+/// A non-empty name or id of at most [`MAX_NAME_CHARS`] characters.
+fn name<'a>(field: &str, raw: &'a RawValue) -> Check<std::borrow::Cow<'a, str>> {
+    let value = text(field, raw)?;
+    if value.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    let chars = value.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Err(invalid(
+            field,
+            format!("is {chars} characters long; the limit is {MAX_NAME_CHARS}"),
+        ));
+    }
+    Ok(value)
+}
+
+fn opt_name<'a>(field: &str, raw: Option<&'a RawValue>) -> Check<Option<std::borrow::Cow<'a, str>>> {
+    match raw {
+        Some(r) if !is_null(Some(r)) => name(field, r).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Trimmed and lower-cased, for `team` and `product`.
+fn normalised(field: &str, value: &str) -> Check<String> {
+    let n = value.trim().to_lowercase();
+    if n.is_empty() {
+        return Err(invalid(field, "must not be blank"));
+    }
+    Ok(n)
+}
+
+fn vocabulary<T: Vocabulary>(field: &str, raw: Option<&RawValue>) -> Check<Option<T>> {
+    match opt_name(field, raw)? {
+        None => Ok(None),
+        Some(v) => T::parse(&v)
+            .map(Some)
+            .ok_or_else(|| invalid(field, format!("must be one of {}", T::spellings()))),
+    }
+}
+
+fn number(field: &str, raw: &RawValue) -> Check<f64> {
+    let json = raw.get();
+    let first = json.as_bytes().first().copied().unwrap_or(b' ');
+    if !(first == b'-' || first.is_ascii_digit()) {
+        return Err(invalid(field, "must be a number"));
+    }
+    match serde_json::from_str::<f64>(json) {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(invalid(field, "is out of range (not a finite number)")),
+    }
+}
+
+fn opt_number(field: &str, raw: Option<&RawValue>) -> Check<Option<f64>> {
+    match raw {
+        Some(r) if !is_null(Some(r)) => number(field, r).map(Some),
+        _ => Ok(None),
+    }
+}
+
+fn opt_integer(field: &str, raw: Option<&RawValue>, min: i64) -> Check<Option<i64>> {
+    let Some(v) = opt_number(field, raw)? else {
+        return Ok(None);
+    };
+    // JSON Schema's "integer" is a mathematical integer: 2 and 2.0 both qualify.
+    if v.fract() != 0.0 {
+        return Err(invalid(field, "must be a whole number"));
+    }
+    if !(min as f64..=9.007_199_254_740_992e15).contains(&v) {
+        return Err(invalid(field, format!("must be at least {min} and at most 2^53")));
+    }
+    Ok(Some(v as i64))
+}
+
+fn timestamp_text<'a>(field: &str, raw: Option<&'a RawValue>) -> Check<Option<std::borrow::Cow<'a, str>>> {
+    match raw {
+        Some(r) if !is_null(Some(r)) => {
+            let value = text(field, r)?;
+            if value.is_empty() {
+                return Err(invalid(field, "must not be empty"));
+            }
+            Ok(Some(value))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn parse_time(field: &str, value: &str) -> Check<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            Rejection::new(
+                RejectReason::InvalidTimestamp,
+                format!("`{field}` is not an RFC 3339 timestamp ({e})"),
+            )
+        })
+}
+
+const REQUIRED: &[&str] = &[
+    "event_id",
+    "source",
+    "build_id",
+    "pipeline",
+    "repository",
+    "team",
+    "started_at",
+    "finished_at",
+    "status",
+    "runner_class",
+];
+
+impl Decoder {
+    /// A decoder with the given size limit, pseudonymiser and classifier.
+    pub fn new(max_event_bytes: usize, pseudonymiser: Pseudonymiser, classifier: Classifier) -> Self {
+        Decoder {
+            max_event_bytes,
+            pseudonymiser,
+            classifier,
+        }
+    }
+
+    /// The size limit in bytes.
+    pub fn max_event_bytes(&self) -> usize {
+        self.max_event_bytes
+    }
+
+    /// Decodes one message received at `now`.
+    ///
+    /// # Errors
+    /// A [`Rejection`] with exactly one reason; the message is then dead-lettered by the caller.
+    pub fn decode(&self, bytes: &[u8], now: DateTime<Utc>) -> Result<BuildRow, Rejection> {
+        if bytes.len() > self.max_event_bytes {
+            return Err(Rejection::new(
+                RejectReason::TooLarge,
+                format!("{} bytes; the limit is {}", bytes.len(), self.max_event_bytes),
+            ));
+        }
+        let json = std::str::from_utf8(bytes).map_err(|e| {
+            Rejection::new(RejectReason::InvalidJson, format!("not UTF-8: {e}"))
+        })?;
+        let raw: RawEvent<'_> = serde_json::from_str(json).map_err(|e| {
+            let what = if e.is_data() { "not a JSON object" } else { "not JSON" };
+            Rejection::new(RejectReason::InvalidJson, format!("{what}: {e}"))
+        })?;
+
+        match raw.schema_version {
+            None => {
+                return Err(Rejection::new(
+                    RejectReason::UnsupportedVersion,
+                    "`schema_version` is missing; this decoder reads version 1",
+                ))
+            }
+            Some(v) if serde_json::from_str::<f64>(v.get()).ok() != Some(1.0) => {
+                return Err(Rejection::new(
+                    RejectReason::UnsupportedVersion,
+                    format!("`schema_version` is {}; this decoder reads version 1", truncate(v.get(), 40)),
+                ))
+            }
+            Some(_) => {}
+        }
+
+        let required = [
+            raw.event_id,
+            raw.source,
+            raw.build_id,
+            raw.pipeline,
+            raw.repository,
+            raw.team,
+            raw.started_at,
+            raw.finished_at,
+            raw.status,
+            raw.runner_class,
+        ];
+        let missing: Vec<&str> = REQUIRED
+            .iter()
+            .zip(required)
+            .filter(|(_, r)| is_null(*r))
+            .map(|(f, _)| *f)
+            .collect();
+        if !missing.is_empty() {
+            return Err(Rejection::new(
+                RejectReason::MissingField,
+                format!("required field(s) missing or null: {}", missing.join(", ")),
+            ));
+        }
+        self.fields(&raw, now)
+    }
+
+    fn fields<'a>(&self, raw: &RawEvent<'a>, now: DateTime<Utc>) -> Check<BuildRow> {
+        // Every required field is present (checked by the caller); `req` only unwraps that.
+        let event_id = name("event_id", req(raw.event_id))?.into_owned();
+        let source = name("source", req(raw.source))?.into_owned();
+        let build_id = name("build_id", req(raw.build_id))?.into_owned();
+        let pipeline = name("pipeline", req(raw.pipeline))?.into_owned();
+        let repository = name("repository", req(raw.repository))?.into_owned();
+        let branch = opt_name("branch", raw.branch)?.map(|s| s.into_owned());
+        let commit = opt_name("commit", raw.commit)?.map(|s| s.into_owned());
+        let trigger = vocabulary::<Trigger>("trigger", raw.trigger)?
+            .unwrap_or(Trigger::Other);
+        let team = normalised("team", &name("team", req(raw.team))?)?;
+        let product = match opt_name("product", raw.product)? {
+            Some(p) => normalised("product", &p)?,
+            None => "unassigned".to_owned(),
+        };
+        let author = opt_name("author", raw.author)?;
+        if let Some(a) = &author {
+            if a.trim().is_empty() {
+                return Err(invalid("author", "must not be blank"));
+            }
+        }
+        let queued_at = timestamp_text("queued_at", raw.queued_at)?;
+        let started_at = timestamp_text("started_at", raw.started_at)?;
+        let finished_at = timestamp_text("finished_at", raw.finished_at)?;
+        let status = vocabulary::<Status>("status", raw.status)?
+            .ok_or_else(|| invalid("status", "is required"))?;
+        let failure_stage =
+            vocabulary::<FailureStage>("failure_stage", raw.failure_stage)?;
+        let failure_category = vocabulary::<FailureCategory>("failure_category", raw.failure_category)?;
+        let log_excerpt = match raw.log_excerpt {
+            Some(r) if !is_null(Some(r)) => {
+                let log = text("log_excerpt", r)?;
+                if log.is_empty() {
+                    return Err(invalid("log_excerpt", "must not be empty"));
+                }
+                if log.len() > MAX_LOG_EXCERPT_BYTES {
+                    return Err(invalid(
+                        "log_excerpt",
+                        format!("is {} bytes; the limit is {MAX_LOG_EXCERPT_BYTES}", log.len()),
+                    ));
+                }
+                Some(log)
+            }
+            _ => None,
+        };
+        let runner_class = name("runner_class", req(raw.runner_class))?.into_owned();
+        let cpu_cores = opt_number("cpu_cores", raw.cpu_cores)?;
+        if cpu_cores.is_some_and(|c| c <= 0.0) {
+            return Err(invalid("cpu_cores", "must be greater than 0"));
+        }
+        let memory_gb = opt_number("memory_gb", raw.memory_gb)?;
+        if memory_gb.is_some_and(|m| m < 0.0) {
+            return Err(invalid("memory_gb", "must be 0 or more"));
+        }
+        let gpus = opt_integer("gpus", raw.gpus, 0)?;
+        let attempt = opt_integer("attempt", raw.attempt, 1)?.unwrap_or(1);
+        let superseded = match raw.superseded {
+            Some(r) if !is_null(Some(r)) => match r.get() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(invalid("superseded", "must be true or false")),
+            },
+            _ => false,
+        };
+        let correlation_id = opt_name("correlation_id", raw.correlation_id)?.map(|s| s.into_owned());
+        let labels = match raw.labels {
+            Some(r) if !is_null(Some(r)) => {
+                if !r.get().starts_with('{') {
+                    return Err(invalid("labels", "must be an object of strings"));
+                }
+                serde_json::from_str::<BTreeMap<String, String>>(r.get())
+                    .map_err(|_| invalid("labels", "must be an object whose values are strings"))?
+                    .into_iter()
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+
+        // Time rules come last: `invalid_timestamp` is the last reason in the order.
+        let started = parse_time("started_at", &started_at.unwrap_or_default())?;
+        let finished = parse_time("finished_at", &finished_at.unwrap_or_default())?;
+        let queued = queued_at.map(|q| parse_time("queued_at", &q)).transpose()?;
+        let time_rule = |detail: String| Rejection::new(RejectReason::InvalidTimestamp, detail);
+        if finished < started {
+            return Err(time_rule("`finished_at` is before `started_at`".into()));
+        }
+        if finished - started > MAX_BUILD_DURATION {
+            return Err(time_rule("the build lasted more than 7 days".into()));
+        }
+        if finished > now + MAX_FUTURE_SKEW {
+            return Err(time_rule(format!(
+                "`finished_at` is more than 1 hour after the time of ingestion ({})",
+                now.to_rfc3339()
+            )));
+        }
+        if queued.is_some_and(|q| q > started) {
+            return Err(time_rule("`queued_at` is after `started_at`".into()));
+        }
+
+        let (failure_category, category_source) = match (status, failure_category) {
+            (_, Some(c)) => (Some(c), Some(CategorySource::Event)),
+            (Status::Failure, None) => {
+                let (c, s) = self.classifier.classify(log_excerpt.as_deref(), failure_stage);
+                (Some(c), Some(s))
+            }
+            _ => (None, None),
+        };
+        let duration = finished - started;
+        let duration_s = duration.num_seconds() as f64
+            + f64::from(duration.subsec_nanos()) / 1e9;
+
+        Ok(BuildRow {
+            event_id,
+            source,
+            build_id,
+            pipeline,
+            repository,
+            branch,
+            commit,
+            trigger,
+            team,
+            product,
+            author_key: author.map(|a| self.pseudonymiser.author_key(&a)),
+            queued_at: queued,
+            started_at: started,
+            finished_at: finished,
+            duration_s,
+            status,
+            failure_stage,
+            failure_category,
+            category_source,
+            runner_class,
+            cpu_cores,
+            memory_gb,
+            gpus,
+            attempt,
+            superseded,
+            correlation_id,
+            labels,
+            ingested_at: now,
+        })
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(max).collect::<String>())
+    }
+}
+
+#[cfg(test)]
+mod tests;

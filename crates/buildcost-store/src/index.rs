@@ -1,0 +1,44 @@
+//! The set of stored event ids, for de-duplication across runs.
+
+use std::collections::HashSet;
+
+use xxhash_rust::xxh3::xxh3_128;
+
+/// Every `event_id` the store holds, as 128-bit hashes (16 bytes an event; a collision between
+/// two different ids is about 1 in 10^25 at a year of events).
+#[derive(Debug, Default, Clone)]
+pub struct EventIndex {
+    seen: HashSet<u128>,
+}
+
+impl EventIndex {
+    /// An empty index.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records an id; `false` when it was already there (a duplicate).
+    pub fn insert(&mut self, event_id: &str) -> bool {
+        self.seen.insert(xxh3_128(event_id.as_bytes()))
+    }
+
+    /// Whether an id is recorded.
+    pub fn contains(&self, event_id: &str) -> bool {
+        self.seen.contains(&xxh3_128(event_id.as_bytes()))
+    }
+
+    /// Forgets an id (used when a batch could not be written).
+    pub fn remove(&mut self, event_id: &str) {
+        self.seen.remove(&xxh3_128(event_id.as_bytes()));
+    }
+
+    /// How many ids are recorded.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether no id is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}

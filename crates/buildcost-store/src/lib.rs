@@ -1,0 +1,33 @@
+//! The buildcost store: Parquet files partitioned by the UTC day of `finished_at`
+//! (`<root>/date=YYYY-MM-DD/*.parquet`), readable by any Parquet reader (DataFusion, DuckDB,
+//! pyarrow, Spark).
+//!
+//! Every file is written atomically (temporary file, fsync, rename, fsync of the folder), so a
+//! reader or a crash never sees half a file. The [`EventIndex`] remembers every stored
+//! `event_id`, so a second ingest of the same events stores nothing twice. [`Store::apply_retention`]
+//! deletes days older than the retention.
+//!
+//! ```
+//! use buildcost_store::Store;
+//! use buildcost_model::{BatchBuilder};
+//! use chrono::NaiveDate;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path())?;
+//! let day = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
+//! let empty = BatchBuilder::new().finish()?;
+//! let path = store.write_batch(day, "example-0", &empty)?;
+//! assert!(path.ends_with("date=2026-11-02/example-0.parquet"));
+//! assert_eq!(store.list_files()?.len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod error;
+mod index;
+mod keyfile;
+mod store;
+
+pub use error::{Error, Result};
+pub use index::EventIndex;
+pub use keyfile::load_or_create_key;
+pub use store::{DataFile, Store, DEAD_LETTER_DIR};

@@ -1,0 +1,208 @@
+//! The folder of day partitions and the atomic Parquet writer.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, StringArray};
+use arrow::record_batch::RecordBatch;
+use chrono::NaiveDate;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::{Error, EventIndex, Result};
+
+/// Sub-folder of the store holding dead letters (never read as data).
+pub const DEAD_LETTER_DIR: &str = "dead-letter";
+const PARTITION_PREFIX: &str = "date=";
+const DATA_SUFFIX: &str = ".parquet";
+const TEMP_SUFFIX: &str = ".parquet.tmp";
+
+/// One stored Parquet file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DataFile {
+    pub day: NaiveDate,
+    pub path: PathBuf,
+}
+
+/// A store rooted at a local folder.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io("sync folder", dir))
+}
+
+impl Store {
+    /// Opens (and creates if needed) the store at `root`.
+    ///
+    /// # Errors
+    /// The folder cannot be created.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).map_err(Error::io("create store folder", &root))?;
+        Ok(Store { root })
+    }
+
+    /// The store's folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The folder of one day.
+    pub fn partition_dir(&self, day: NaiveDate) -> PathBuf {
+        self.root.join(format!("{PARTITION_PREFIX}{}", day.format("%Y-%m-%d")))
+    }
+
+    /// Writes `batch` as `<root>/date=<day>/<name>.parquet`, atomically: a reader sees the whole
+    /// file or none of it, and once this returns the file survives a power cut. Writing the same
+    /// name again replaces the file (replays are idempotent).
+    ///
+    /// # Errors
+    /// Any I/O or Parquet error; the temporary file is removed and nothing is visible.
+    pub fn write_batch(&self, day: NaiveDate, name: &str, batch: &RecordBatch) -> Result<PathBuf> {
+        let dir = self.partition_dir(day);
+        let created = !dir.exists();
+        std::fs::create_dir_all(&dir).map_err(Error::io("create partition", &dir))?;
+        if created {
+            sync_dir(&self.root)?;
+        }
+        let final_path = dir.join(format!("{name}{DATA_SUFFIX}"));
+        let temp_path = dir.join(format!(".{name}{TEMP_SUFFIX}"));
+        let result = write_parquet(&temp_path, batch).and_then(|()| {
+            std::fs::rename(&temp_path, &final_path).map_err(Error::io("rename into place", &final_path))?;
+            sync_dir(&dir)
+        });
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temp_path);
+        }
+        result.map(|()| final_path)
+    }
+
+    /// Every data file, sorted by day then path (a stable order, so results are reproducible).
+    ///
+    /// # Errors
+    /// The store folder cannot be listed.
+    pub fn list_files(&self) -> Result<Vec<DataFile>> {
+        let mut files = Vec::new();
+        for (day, dir) in self.list_partitions()? {
+            for entry in std::fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
+                let entry = entry.map_err(Error::io("list", &dir))?;
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.ends_with(DATA_SUFFIX) && !name.starts_with('.') {
+                    files.push(DataFile { day, path: entry.path() });
+                }
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// Every `date=YYYY-MM-DD` folder with its day, sorted by day.
+    ///
+    /// # Errors
+    /// The store folder cannot be listed.
+    pub fn list_partitions(&self) -> Result<Vec<(NaiveDate, PathBuf)>> {
+        let mut parts = Vec::new();
+        for entry in std::fs::read_dir(&self.root).map_err(Error::io("list", &self.root))? {
+            let entry = entry.map_err(Error::io("list", &self.root))?;
+            let name = entry.file_name();
+            let Some(day) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(PARTITION_PREFIX))
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            else {
+                continue;
+            };
+            if entry.path().is_dir() {
+                parts.push((day, entry.path()));
+            }
+        }
+        parts.sort();
+        Ok(parts)
+    }
+
+    /// Reads the `event_id` of every stored build into an index.
+    ///
+    /// # Errors
+    /// A file cannot be read; the error names it.
+    pub fn load_index(&self) -> Result<EventIndex> {
+        let mut index = EventIndex::new();
+        for file in self.list_files()? {
+            for_each_event_id(&file.path, |id| {
+                index.insert(id);
+            })?;
+        }
+        Ok(index)
+    }
+
+    /// Deletes every day partition older than `retention_days` before `today`
+    /// (a day is kept while `day >= today - retention_days`). Returns the deleted days.
+    ///
+    /// # Errors
+    /// A partition cannot be deleted.
+    pub fn apply_retention(&self, today: NaiveDate, retention_days: u32) -> Result<Vec<NaiveDate>> {
+        let oldest_kept = today - chrono::Duration::days(i64::from(retention_days));
+        let mut deleted = Vec::new();
+        for (day, dir) in self.list_partitions()? {
+            if day < oldest_kept {
+                std::fs::remove_dir_all(&dir).map_err(Error::io("delete partition", &dir))?;
+                deleted.push(day);
+            }
+        }
+        if !deleted.is_empty() {
+            sync_dir(&self.root)?;
+            tracing::info!(days = deleted.len(), oldest_kept = %oldest_kept, "retention deleted old partitions");
+        }
+        Ok(deleted)
+    }
+}
+
+fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
+    let file = File::create(path).map_err(Error::io("create", path))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_created_by(format!("buildcost {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    let parquet_err = |source| Error::Parquet { path: path.into(), source };
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(parquet_err)?;
+    writer.write(batch).map_err(parquet_err)?;
+    let file = writer.into_inner().map_err(parquet_err)?;
+    file.sync_all().map_err(Error::io("sync", path))
+}
+
+/// Calls `f` with every `event_id` in one file, reading only that column.
+///
+/// # Errors
+/// The file is not a readable Parquet file of the build schema.
+pub(crate) fn for_each_event_id(path: &Path, mut f: impl FnMut(&str)) -> Result<()> {
+    let file = File::open(path).map_err(Error::io("open", path))?;
+    let parquet_err = |source| Error::Parquet { path: path.into(), source };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_err)?;
+    let column = builder
+        .schema()
+        .index_of("event_id")
+        .map_err(|source| Error::Arrow { path: path.into(), source })?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [column]);
+    let reader = builder.with_projection(mask).build().map_err(parquet_err)?;
+    for batch in reader {
+        let batch = batch.map_err(|source| Error::Arrow { path: path.into(), source })?;
+        if let Some(ids) = batch.column(0).as_any().downcast_ref::<StringArray>() {
+            for i in 0..ids.len() {
+                if ids.is_valid(i) {
+                    f(ids.value(i));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
