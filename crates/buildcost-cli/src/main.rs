@@ -1,1 +1,65 @@
-fn main() {}
+//! `buildcost`: what your CI costs, how much of it is waste, and which teams spend far outside
+//! the range of teams their size — never about a person.
+
+mod commands;
+mod config;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// What your CI costs, how much is waste, and which teams spend far outside their range.
+#[derive(Debug, Parser)]
+#[command(name = "buildcost", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Configuration file (TOML). Default: $BUILDCOST_CONFIG, else ./buildcost.toml, else built-in defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole pipeline on a generated organisation in a local folder, no set-up needed.
+    Demo(commands::demo::Args),
+    /// Backfill build events from an NDJSON file (or `-` for stdin) into the store.
+    Ingest(commands::ingest::Args),
+    /// Print the business gauges at an instant, in Prometheus text format.
+    Metrics(commands::metrics::Args),
+    /// Run SQL over the views `builds`, `teams`, `baseline` (and `raw_builds`).
+    Query(commands::query::Args),
+    /// Write a seeded synthetic workload of build events as NDJSON.
+    Generate(commands::generate::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(args) => commands::demo::run(args),
+        Command::Ingest(args) => commands::ingest::run(cli.config.as_deref(), args),
+        Command::Metrics(args) => commands::metrics::run(cli.config.as_deref(), args),
+        Command::Query(args) => commands::query::run(cli.config.as_deref(), args),
+        Command::Generate(args) => commands::generate::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BUILDCOST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,buildcost=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

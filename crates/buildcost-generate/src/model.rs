@@ -114,7 +114,13 @@ impl Generator {
     pub fn new(config: GeneratorConfig) -> Self {
         let teams = build_org(&config);
         let rng = ChaCha8Rng::seed_from_u64(config.seed);
-        Generator { config, teams, rng, next_id: 0, recent: VecDeque::new() }
+        Generator {
+            config,
+            teams,
+            rng,
+            next_id: 0,
+            recent: VecDeque::new(),
+        }
     }
 
     /// The organisation.
@@ -142,7 +148,12 @@ impl Generator {
         let mut out = String::from("team,product,planted,spend_factor\n");
         for t in &self.teams {
             if let Some(p) = t.planted {
-                out.push_str(&format!("{},{},{p},{}\n", t.key(), t.product, t.spend_factor));
+                out.push_str(&format!(
+                    "{},{},{p},{}\n",
+                    t.key(),
+                    t.product,
+                    t.spend_factor
+                ));
             }
         }
         out
@@ -167,7 +178,11 @@ impl Generator {
 
     /// The lines of the day ending at `day_end`, in order of `finished_at`.
     pub fn day(&mut self, day_end: DateTime<Utc>, stats: &mut GenStats) -> Vec<String> {
-        let weights: Vec<f64> = self.teams.iter().map(|t| f64::from(t.developers) * t.spend_factor).collect();
+        let weights: Vec<f64> = self
+            .teams
+            .iter()
+            .map(|t| f64::from(t.developers) * t.spend_factor)
+            .collect();
         let total: f64 = weights.iter().sum();
         let mut events: Vec<(DateTime<Utc>, String)> = Vec::new();
         let n = self.config.builds_per_day;
@@ -193,7 +208,11 @@ impl Generator {
         let mut lines: Vec<String> = events.into_iter().map(|(_, l)| l).collect();
         let extra_dup = (f64::from(n) * self.config.duplicate_ratio).round() as usize;
         for _ in 0..extra_dup {
-            if let Some(e) = self.recent.iter().nth(self.rng.random_range(0..self.recent.len())) {
+            if let Some(e) = self
+                .recent
+                .iter()
+                .nth(self.rng.random_range(0..self.recent.len()))
+            {
                 let at = self.rng.random_range(0..=lines.len());
                 lines.insert(at, e.to_string());
                 stats.duplicates += 1;
@@ -224,9 +243,19 @@ impl Generator {
         let queued = started - Duration::seconds(rng.random_range(0..240));
         let pipeline = team.pipelines.choose(rng).cloned().unwrap_or_default();
         let repository = team.repositories.choose(rng).cloned().unwrap_or_default();
-        let trigger = *["push", "push", "push", "pull_request", "pull_request", "merge", "schedule", "manual", "api"]
-            .choose(rng)
-            .unwrap_or(&"push");
+        let trigger = *[
+            "push",
+            "push",
+            "push",
+            "pull_request",
+            "pull_request",
+            "merge",
+            "schedule",
+            "manual",
+            "api",
+        ]
+        .choose(rng)
+        .unwrap_or(&"push");
         let roll: f64 = rng.random();
         let status = match roll {
             r if r < 0.76 => "success",
@@ -237,17 +266,29 @@ impl Generator {
         };
         let mut e = Map::new();
         e.insert("schema_version".into(), json!(1));
-        e.insert("event_id".into(), json!(format!("{}-{:x}-{id}", team.source, self.config.seed)));
+        e.insert(
+            "event_id".into(),
+            json!(format!("{}-{:x}-{id}", team.source, self.config.seed)),
+        );
         e.insert("source".into(), json!(team.source));
         e.insert("build_id".into(), json!(id.to_string()));
         e.insert("pipeline".into(), json!(pipeline));
         e.insert("repository".into(), json!(repository));
-        e.insert("branch".into(), json!(if trigger == "pull_request" { "feature/x" } else { "main" }));
+        e.insert(
+            "branch".into(),
+            json!(if trigger == "pull_request" {
+                "feature/x"
+            } else {
+                "main"
+            }),
+        );
         // Same-commit rebuilds: now and then a success re-runs a commit an earlier success built.
         let reuse = (status == "success" && rng.random_bool(0.06))
             .then(|| {
                 self.recent.iter().rev().take(64).find(|r| {
-                    r["status"] == "success" && r["pipeline"] == json!(pipeline) && r["repository"] == json!(repository)
+                    r["status"] == "success"
+                        && r["pipeline"] == json!(pipeline)
+                        && r["repository"] == json!(repository)
                 })
             })
             .flatten()
@@ -260,12 +301,21 @@ impl Generator {
             e.insert("product".into(), json!(team.product));
         }
         if trigger != "schedule" {
-            e.insert("author".into(), json!(team.authors.choose(rng).cloned().unwrap_or_default()));
+            e.insert(
+                "author".into(),
+                json!(team.authors.choose(rng).cloned().unwrap_or_default()),
+            );
         }
         // A few CI systems report local times with an offset.
-        let offset = if team_index % 6 == 1 { FixedOffset::east_opt(3600) } else { FixedOffset::east_opt(0) };
+        let offset = if team_index % 6 == 1 {
+            FixedOffset::east_opt(3600)
+        } else {
+            FixedOffset::east_opt(0)
+        };
         let fmt = |t: DateTime<Utc>| match offset {
-            Some(o) if o.local_minus_utc() != 0 => t.with_timezone(&o).to_rfc3339_opts(SecondsFormat::Millis, false),
+            Some(o) if o.local_minus_utc() != 0 => t
+                .with_timezone(&o)
+                .to_rfc3339_opts(SecondsFormat::Millis, false),
             _ => t.to_rfc3339_opts(SecondsFormat::Millis, true),
         };
         e.insert("queued_at".into(), json!(fmt(queued)));
@@ -276,7 +326,11 @@ impl Generator {
             "failure" => {
                 let options = FAILURES[team.toolchain];
                 // Half the failures are things an editor would have caught.
-                let f = if rng.random_bool(0.5) { &options[rng.random_range(0..4)] } else { options.choose(rng).unwrap_or(&options[0]) };
+                let f = if rng.random_bool(0.5) {
+                    &options[rng.random_range(0..4)]
+                } else {
+                    options.choose(rng).unwrap_or(&options[0])
+                };
                 e.insert("failure_stage".into(), json!(f.0));
                 if let Some(c) = f.1 {
                     e.insert("failure_category".into(), json!(c));
@@ -286,7 +340,10 @@ impl Generator {
                 }
             }
             "error" => {
-                e.insert("log_excerpt".into(), json!(INFRA_LOGS.choose(rng).unwrap_or(&INFRA_LOGS[0])));
+                e.insert(
+                    "log_excerpt".into(),
+                    json!(INFRA_LOGS.choose(rng).unwrap_or(&INFRA_LOGS[0])),
+                );
             }
             "cancelled" if rng.random_bool(0.6) => {
                 e.insert("superseded".into(), json!(true));
@@ -295,7 +352,10 @@ impl Generator {
         }
         e.insert("runner_class".into(), json!(runner));
         if rng.random_bool(0.05) {
-            e.insert("cpu_cores".into(), json!(*[1, 4, 16].choose(rng).unwrap_or(&4)));
+            e.insert(
+                "cpu_cores".into(),
+                json!(*[1, 4, 16].choose(rng).unwrap_or(&4)),
+            );
         }
         if runner == "gpu" {
             e.insert("gpus".into(), json!(1));
@@ -305,15 +365,25 @@ impl Generator {
             e.insert("attempt".into(), json!(rng.random_range(2..4)));
         }
         if rng.random_bool(0.2) {
-            e.insert("correlation_id".into(), json!(format!("CHG-{}", rng.random_range(1000..9999))));
+            e.insert(
+                "correlation_id".into(),
+                json!(format!("CHG-{}", rng.random_range(1000..9999))),
+            );
         }
-        e.insert("labels".into(), json!({"env": "ci", "os": if rng.random_bool(0.8) { "linux" } else { "windows" }}));
+        e.insert(
+            "labels".into(),
+            json!({"env": "ci", "os": if rng.random_bool(0.8) { "linux" } else { "windows" }}),
+        );
         (finished, Value::Object(e))
     }
 
     fn malformed(&mut self, k: usize, day_end: DateTime<Utc>) -> String {
         let mut base = self.recent.back().cloned().unwrap_or_else(|| json!({}));
-        base["event_id"] = json!(format!("bad-{:x}-{}-{k}", self.config.seed, day_end.timestamp()));
+        base["event_id"] = json!(format!(
+            "bad-{:x}-{}-{k}",
+            self.config.seed,
+            day_end.timestamp()
+        ));
         let set = |mut v: Value, field: &str, value: Value| {
             v[field] = value;
             v.to_string()
@@ -328,7 +398,10 @@ impl Generator {
             3 => set(base, "status", json!("passed")),
             4 => set(base, "finished_at", json!("yesterday at noon")),
             5 => set(base, "cpu_cores", json!(-4)),
-            6 => format!("{{\"schema_version\":1,\"pad\":\"{}\"}}", "x".repeat(70 * 1024)),
+            6 => format!(
+                "{{\"schema_version\":1,\"pad\":\"{}\"}}",
+                "x".repeat(70 * 1024)
+            ),
             7 => "[\"not\", \"an\", \"object\"]".to_owned(),
             8 => {
                 let start = base["started_at"].clone();
@@ -375,7 +448,12 @@ mod tests {
         let mut c = Vec::new();
         Generator::new(config()).write_events(&mut a).unwrap();
         Generator::new(config()).write_events(&mut b).unwrap();
-        Generator::new(GeneratorConfig { seed: 7, ..config() }).write_events(&mut c).unwrap();
+        Generator::new(GeneratorConfig {
+            seed: 7,
+            ..config()
+        })
+        .write_events(&mut c)
+        .unwrap();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
@@ -397,10 +475,21 @@ mod tests {
         let teams = g.teams();
         assert!(teams.iter().any(|t| t.developers < 5), "small teams");
         assert!(teams.iter().any(|t| !t.listed), "unlisted teams");
-        assert!(teams.iter().any(|t| t.peer_group.is_some()), "explicit peer groups");
-        assert!(teams.iter().any(|t| t.planted == Some("over")) && teams.iter().any(|t| t.planted == Some("under")));
-        assert!(teams.iter().any(|t| t.name != t.key()), "names that need normalising");
+        assert!(
+            teams.iter().any(|t| t.peer_group.is_some()),
+            "explicit peer groups"
+        );
+        assert!(
+            teams.iter().any(|t| t.planted == Some("over"))
+                && teams.iter().any(|t| t.planted == Some("under"))
+        );
+        assert!(
+            teams.iter().any(|t| t.name != t.key()),
+            "names that need normalising"
+        );
         assert!(g.planted_csv().lines().count() > 2);
-        assert!(g.teams_csv().starts_with("team,product,developers,peer_group\n"));
+        assert!(g
+            .teams_csv()
+            .starts_with("team,product,developers,peer_group\n"));
     }
 }

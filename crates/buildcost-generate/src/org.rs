@@ -30,7 +30,10 @@ impl Default for GeneratorConfig {
             teams: 60,
             days: 28,
             builds_per_day: 2_000,
-            end: Utc.with_ymd_and_hms(2026, 11, 2, 0, 0, 0).single().unwrap_or_default(),
+            end: Utc
+                .with_ymd_and_hms(2026, 11, 2, 0, 0, 0)
+                .single()
+                .unwrap_or_default(),
             invalid_ratio: 0.0,
             duplicate_ratio: 0.0,
         }
@@ -65,13 +68,23 @@ impl TeamSpec {
 }
 
 const PRODUCTS: &[&str] = &[
-    "checkout", "payments", "search", "identity", "logistics", "mobile", "data-platform",
-    "ml-platform", "catalog", "notifications", "billing", "storefront",
+    "checkout",
+    "payments",
+    "search",
+    "identity",
+    "logistics",
+    "mobile",
+    "data-platform",
+    "ml-platform",
+    "catalog",
+    "notifications",
+    "billing",
+    "storefront",
 ];
 const TEAM_WORDS: &[&str] = &[
     "falcons", "otters", "lynx", "orcas", "badgers", "herons", "foxes", "wolves", "bison",
-    "cranes", "geckos", "ibis", "koalas", "lemurs", "moose", "newts", "owls", "pandas",
-    "quokkas", "ravens", "seals", "tapirs", "urchins", "vipers", "yaks", "zebras",
+    "cranes", "geckos", "ibis", "koalas", "lemurs", "moose", "newts", "owls", "pandas", "quokkas",
+    "ravens", "seals", "tapirs", "urchins", "vipers", "yaks", "zebras",
 ];
 const FIRST: &[&str] = &[
     "ana", "ben", "chloe", "david", "elif", "farid", "greta", "hugo", "ines", "jonas", "kemal",
@@ -97,7 +110,11 @@ pub(crate) fn build_org(config: &GeneratorConfig) -> Vec<TeamSpec> {
             PRODUCTS[i % (n_products.saturating_sub(1)).max(1)]
         };
         let word = TEAM_WORDS[i % TEAM_WORDS.len()];
-        let base = if i < TEAM_WORDS.len() { word.to_owned() } else { format!("{word}-{}", i / TEAM_WORDS.len() + 1) };
+        let base = if i < TEAM_WORDS.len() {
+            word.to_owned()
+        } else {
+            format!("{word}-{}", i / TEAM_WORDS.len() + 1)
+        };
         let name = match i % 9 {
             3 => format!("{}-{}", product.to_uppercase(), base),
             5 => format!(" {product}-{base} "),
@@ -118,13 +135,23 @@ pub(crate) fn build_org(config: &GeneratorConfig) -> Vec<TeamSpec> {
             .map(|d| {
                 let f = FIRST[(i * 7 + d as usize) % FIRST.len()];
                 let l = LAST[(i * 3 + d as usize * 5) % LAST.len()];
-                format!("{f}.{l}{}@acme.example", if d > 0 { d.to_string() } else { String::new() })
+                format!(
+                    "{f}.{l}{}@acme.example",
+                    if d > 0 { d.to_string() } else { String::new() }
+                )
             })
             .collect();
         let pipelines = (0..rng.random_range(2..6))
-            .map(|p| format!("{base}-{}", ["build", "test", "deploy", "nightly", "release", "lint"][p % 6]))
+            .map(|p| {
+                format!(
+                    "{base}-{}",
+                    ["build", "test", "deploy", "nightly", "release", "lint"][p % 6]
+                )
+            })
             .collect();
-        let repositories = (0..rng.random_range(1..4)).map(|r| format!("acme/{base}-svc{r}")).collect();
+        let repositories = (0..rng.random_range(1..4))
+            .map(|r| format!("acme/{base}-svc{r}"))
+            .collect();
         teams.push(TeamSpec {
             listed: i % 4 != 1,
             peer_group: (i % 13 == 6).then(|| "mobile-apps".to_owned()),

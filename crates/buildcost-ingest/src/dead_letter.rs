@@ -30,14 +30,22 @@ pub enum Origin {
     /// A line of an NDJSON file (`-` for standard input); lines count from 1.
     File { file: String, line: u64 },
     /// A Kafka message.
-    Kafka { topic: String, partition: i32, offset: i64 },
+    Kafka {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
 }
 
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Origin::File { file, line } => write!(f, "{file}:{line}"),
-            Origin::Kafka { topic, partition, offset } => write!(f, "{topic}[{partition}]@{offset}"),
+            Origin::Kafka {
+                topic,
+                partition,
+                offset,
+            } => write!(f, "{topic}[{partition}]@{offset}"),
         }
     }
 }
@@ -49,11 +57,16 @@ pub enum SafePayload {
     /// A JSON object without `author` and `log_excerpt`.
     Json(Map<String, Value>),
     /// Anything else, as (lossy UTF-8) text with identity fields blanked, possibly cut.
-    Text { text: String, original_bytes: usize, truncated: bool },
+    Text {
+        text: String,
+        original_bytes: usize,
+        truncated: bool,
+    },
 }
 
 static IDENTITY_TEXT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#""(author|log_excerpt)"\s*:\s*"(?:[^"\\]|\\.)*("|$)"#).unwrap_or_else(|_| unreachable!())
+    Regex::new(r#""(author|log_excerpt)"\s*:\s*"(?:[^"\\]|\\.)*("|$)"#)
+        .unwrap_or_else(|_| unreachable!())
 });
 
 /// Makes a rejected payload safe to keep (see the module docs).
@@ -92,7 +105,8 @@ impl<'a> DeadLetter<'a> {
             detail: &rejection.detail,
             origin,
             payload: safe_payload(payload),
-            dead_lettered_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            dead_lettered_at: chrono::Utc::now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         }
     }
 }
@@ -142,7 +156,11 @@ impl FileDeadLetters {
     }
 
     fn io(&self, action: &'static str) -> impl FnOnce(std::io::Error) -> Error + '_ {
-        move |source| Error::Io { action, path: self.path.clone(), source }
+        move |source| Error::Io {
+            action,
+            path: self.path.clone(),
+            source,
+        }
     }
 }
 
@@ -163,8 +181,11 @@ impl DeadLetterSink for FileDeadLetters {
         line.push(b'\n');
         let path = self.path.clone();
         if let Some(out) = self.out.as_mut() {
-            out.write_all(&line)
-                .map_err(|source| Error::Io { action: "write dead letter", path, source })?;
+            out.write_all(&line).map_err(|source| Error::Io {
+                action: "write dead letter",
+                path,
+                source,
+            })?;
         }
         self.written += 1;
         Ok(())
@@ -175,7 +196,11 @@ impl DeadLetterSink for FileDeadLetters {
         if let Some(out) = self.out.as_mut() {
             out.flush()
                 .and_then(|()| out.get_ref().sync_all())
-                .map_err(|source| Error::Io { action: "sync dead letters", path, source })?;
+                .map_err(|source| Error::Io {
+                    action: "sync dead letters",
+                    path,
+                    source,
+                })?;
         }
         Ok(())
     }
@@ -189,7 +214,8 @@ pub struct MemoryDeadLetters {
 
 impl DeadLetterSink for MemoryDeadLetters {
     fn send(&mut self, letter: &DeadLetter<'_>) -> Result<()> {
-        self.letters.push(serde_json::to_value(letter).unwrap_or(Value::Null));
+        self.letters
+            .push(serde_json::to_value(letter).unwrap_or(Value::Null));
         Ok(())
     }
 }
@@ -200,25 +226,45 @@ mod tests {
 
     #[test]
     fn json_payloads_lose_author_and_log() {
-        let p = safe_payload(br#"{"event_id":"e","author":"Jane Doe","log_excerpt":"Jane broke it","team":"t"}"#);
-        let SafePayload::Json(map) = p else { panic!("expected JSON") };
+        let p = safe_payload(
+            br#"{"event_id":"e","author":"Jane Doe","log_excerpt":"Jane broke it","team":"t"}"#,
+        );
+        let SafePayload::Json(map) = p else {
+            panic!("expected JSON")
+        };
         assert_eq!(map.len(), 2);
         assert!(map.contains_key("event_id") && map.contains_key("team"));
     }
 
     #[test]
     fn text_payloads_are_blanked_and_cut() {
-        let p = safe_payload(br#"{"event_id":"e","author":"Jane \"JD\" Doe","log_excerpt":"by Jane","team":"#);
-        let SafePayload::Text { text, truncated, .. } = p else { panic!("expected text") };
+        let p = safe_payload(
+            br#"{"event_id":"e","author":"Jane \"JD\" Doe","log_excerpt":"by Jane","team":"#,
+        );
+        let SafePayload::Text {
+            text, truncated, ..
+        } = p
+        else {
+            panic!("expected text")
+        };
         assert!(!text.contains("Jane"), "{text}");
         assert!(text.contains(r#""author":"<removed>""#));
         assert!(!truncated);
         let unterminated = safe_payload(br#"{"author": "Jane Do"#);
-        let SafePayload::Text { text, .. } = unterminated else { panic!() };
+        let SafePayload::Text { text, .. } = unterminated else {
+            panic!()
+        };
         assert!(!text.contains("Jane"), "{text}");
 
         let big = vec![b'x'; MAX_DEAD_PAYLOAD_BYTES + 10];
-        let SafePayload::Text { text, truncated, original_bytes } = safe_payload(&big) else { panic!() };
+        let SafePayload::Text {
+            text,
+            truncated,
+            original_bytes,
+        } = safe_payload(&big)
+        else {
+            panic!()
+        };
         assert!(truncated);
         assert_eq!(text.len(), MAX_DEAD_PAYLOAD_BYTES);
         assert_eq!(original_bytes, MAX_DEAD_PAYLOAD_BYTES + 10);

@@ -72,7 +72,12 @@ pub struct Ingestor<'s> {
 impl<'s> Ingestor<'s> {
     /// An ingestor writing to `store`. `index` holds the ids already stored
     /// ([`Store::load_index`]); `file_prefix` makes this run's file names unique.
-    pub fn new(decoder: Decoder, store: &'s Store, index: EventIndex, file_prefix: impl Into<String>) -> Self {
+    pub fn new(
+        decoder: Decoder,
+        store: &'s Store,
+        index: EventIndex,
+        file_prefix: impl Into<String>,
+    ) -> Self {
         Ingestor {
             decoder,
             store,
@@ -133,7 +138,10 @@ impl<'s> Ingestor<'s> {
             }
         }
         self.summary.accepted += 1;
-        let (builder, ids) = self.pending.entry(row.day()).or_insert_with(|| (BatchBuilder::new(), Vec::new()));
+        let (builder, ids) = self
+            .pending
+            .entry(row.day())
+            .or_insert_with(|| (BatchBuilder::new(), Vec::new()));
         builder.append(&row);
         ids.push(row.event_id);
         self.pending_rows += 1;
@@ -161,7 +169,12 @@ impl<'s> Ingestor<'s> {
             let written = builder
                 .finish()
                 .map_err(crate::Error::from)
-                .and_then(|batch| Ok((batch.num_rows(), self.store.write_batch(day, &name, &batch)?)));
+                .and_then(|batch| {
+                    Ok((
+                        batch.num_rows(),
+                        self.store.write_batch(day, &name, &batch)?,
+                    ))
+                });
             match written {
                 Ok((rows, path)) => {
                     tracing::debug!(path = %path.display(), rows, "wrote partition file");

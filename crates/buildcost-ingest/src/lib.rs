@@ -29,8 +29,8 @@ mod ingestor;
 mod ndjson;
 
 pub use dead_letter::{
-    safe_payload, DeadLetter, DeadLetterSink, FileDeadLetters, MemoryDeadLetters, Origin, SafePayload,
-    MAX_DEAD_PAYLOAD_BYTES, STRIPPED_FIELDS,
+    safe_payload, DeadLetter, DeadLetterSink, FileDeadLetters, MemoryDeadLetters, Origin,
+    SafePayload, MAX_DEAD_PAYLOAD_BYTES, STRIPPED_FIELDS,
 };
 pub use error::{Error, Result};
 pub use ingestor::{IngestSummary, Ingestor, Outcome};

@@ -26,11 +26,13 @@ pub fn ingest_ndjson(
     let mut bytes_read = 0u64;
     loop {
         line.clear();
-        let n = input.read_until(b'\n', &mut line).map_err(|source| Error::Io {
-            action: "read",
-            path: name.into(),
-            source,
-        })?;
+        let n = input
+            .read_until(b'\n', &mut line)
+            .map_err(|source| Error::Io {
+                action: "read",
+                path: name.into(),
+                source,
+            })?;
         if n == 0 {
             break;
         }
@@ -47,7 +49,10 @@ pub fn ingest_ndjson(
         if message.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let origin = Origin::File { file: name.to_owned(), line: number };
+        let origin = Origin::File {
+            file: name.to_owned(),
+            line: number,
+        };
         ingestor.push(message, &origin, now, dead_letters)?;
         if number % 4096 == 0 {
             progress(bytes_read);

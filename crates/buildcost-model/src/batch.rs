@@ -184,16 +184,20 @@ impl BatchBuilder {
         self.finished_at.append_value(micros(row.finished_at));
         self.duration_s.append_value(row.duration_s);
         self.status.append_value(row.status.as_str());
-        self.failure_stage.append_option(row.failure_stage.map(|s| s.as_str()));
-        self.failure_category.append_option(row.failure_category.map(|c| c.as_str()));
-        self.category_source.append_option(row.category_source.map(|c| c.as_str()));
+        self.failure_stage
+            .append_option(row.failure_stage.map(|s| s.as_str()));
+        self.failure_category
+            .append_option(row.failure_category.map(|c| c.as_str()));
+        self.category_source
+            .append_option(row.category_source.map(|c| c.as_str()));
         self.runner_class.append_value(&row.runner_class);
         self.cpu_cores.append_option(row.cpu_cores);
         self.memory_gb.append_option(row.memory_gb);
         self.gpus.append_option(row.gpus);
         self.attempt.append_value(row.attempt);
         self.superseded.append_value(row.superseded);
-        self.correlation_id.append_option(row.correlation_id.as_deref());
+        self.correlation_id
+            .append_option(row.correlation_id.as_deref());
         if row.labels.is_empty() {
             self.labels.append(false).unwrap_or_default();
         } else {

@@ -117,7 +117,10 @@ impl RefreshConfig {
     pub fn interval(&self) -> Result<Duration> {
         let d = humantime::parse_duration(&self.interval).map_err(|e| Error::Config {
             key: "refresh.interval".into(),
-            message: format!("`{}` is not a duration like `60s` or `5m`: {e}", self.interval),
+            message: format!(
+                "`{}` is not a duration like `60s` or `5m`: {e}",
+                self.interval
+            ),
         })?;
         if d.is_zero() {
             return Err(Error::Config {
@@ -288,9 +291,18 @@ impl PriceDefaults {
             ("eur_per_build", self.eur_per_build, false),
         ];
         for (name, value, strictly_positive) in fields {
-            let ok = value.is_finite() && if strictly_positive { value > 0.0 } else { value >= 0.0 };
+            let ok = value.is_finite()
+                && if strictly_positive {
+                    value > 0.0
+                } else {
+                    value >= 0.0
+                };
             if !ok {
-                let rule = if strictly_positive { "greater than 0" } else { "0 or more" };
+                let rule = if strictly_positive {
+                    "greater than 0"
+                } else {
+                    "0 or more"
+                };
                 return Err(Error::Config {
                     key: format!("{prefix}.{name}"),
                     message: format!("is {value}; it must be a finite number {rule}"),
@@ -380,7 +392,10 @@ impl Config {
         if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(key_error(
                 "http.listen",
-                format!("`{}` is not an address like 127.0.0.1:9898", self.http.listen),
+                format!(
+                    "`{}` is not an address like 127.0.0.1:9898",
+                    self.http.listen
+                ),
             ));
         }
         self.refresh.interval()?;
@@ -400,7 +415,10 @@ impl Config {
             return Err(key_error("baseline.min_peers", "must be at least 1"));
         }
         if !(self.baseline.k_sigma.is_finite() && self.baseline.k_sigma > 0.0) {
-            return Err(key_error("baseline.k_sigma", "must be a finite number greater than 0"));
+            return Err(key_error(
+                "baseline.k_sigma",
+                "must be a finite number greater than 0",
+            ));
         }
         if self.pricing.currency.trim().is_empty() {
             return Err(key_error("pricing.currency", "must not be empty"));
@@ -429,19 +447,33 @@ mod tests {
         assert_eq!(c.http.listen, "127.0.0.1:9898");
         assert_eq!(c.refresh.interval().unwrap(), Duration::from_secs(60));
         assert_eq!(c.privacy.min_team_size, 5);
-        assert_eq!((c.baseline.window_days, c.baseline.min_peers, c.baseline.k_sigma), (28, 5, 2.0));
+        assert_eq!(
+            (
+                c.baseline.window_days,
+                c.baseline.min_peers,
+                c.baseline.k_sigma
+            ),
+            (28, 5, 2.0)
+        );
         assert_eq!(c.pricing.currency, "EUR");
-        assert_eq!(c.pseudonym_key_file(), PathBuf::from("./buildcost-data/pseudonym.key"));
+        assert_eq!(
+            c.pseudonym_key_file(),
+            PathBuf::from("./buildcost-data/pseudonym.key")
+        );
         c.validate().unwrap();
     }
 
     #[test]
     fn unknown_keys_are_refused_by_name() {
-        let e = Config::from_toml("[baseline]\nk_sgima = 3\n").unwrap_err().to_string();
+        let e = Config::from_toml("[baseline]\nk_sgima = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("k_sgima"), "{e}");
         let e = Config::from_toml("[nonsense]\n").unwrap_err().to_string();
         assert!(e.contains("nonsense"), "{e}");
-        let e = Config::from_toml("[pricing.runner_classes.small]\ncpus = 2\n").unwrap_err().to_string();
+        let e = Config::from_toml("[pricing.runner_classes.small]\ncpus = 2\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cpus"), "{e}");
     }
 
@@ -452,7 +484,10 @@ mod tests {
             ("[refresh]\ninterval = \"soon\"\n", "refresh.interval"),
             ("[http]\nlisten = \"localhost\"\n", "http.listen"),
             ("[privacy]\nmin_team_size = 0\n", "privacy.min_team_size"),
-            ("[pricing.default]\neur_per_cpu_hour = -0.1\n", "pricing.default.eur_per_cpu_hour"),
+            (
+                "[pricing.default]\neur_per_cpu_hour = -0.1\n",
+                "pricing.default.eur_per_cpu_hour",
+            ),
             (
                 "[pricing.runner_classes.\"gpu-xl\"]\ncpu_cores = 0.0\n",
                 "pricing.runner_classes.\"gpu-xl\".cpu_cores",
@@ -460,10 +495,16 @@ mod tests {
             ("[store]\npath = \"s3://bucket/x\"\n", "store.path"),
         ];
         for (text, key) in cases {
-            let e = Config::from_toml(text).unwrap().validate().unwrap_err().to_string();
+            let e = Config::from_toml(text)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(key), "{text:?} gave {e}");
         }
-        let e = Config::from_toml("[baseline]\nwindow_days = \"x\"\n").unwrap_err().to_string();
+        let e = Config::from_toml("[baseline]\nwindow_days = \"x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("window_days"), "{e}");
     }
 
@@ -482,10 +523,17 @@ mod tests {
 
     #[test]
     fn relative_paths_follow_the_config_file() {
-        let mut c = Config::from_toml("[store]\npath = \"data\"\n[teams]\nfile = \"teams.csv\"\n").unwrap();
+        let mut c =
+            Config::from_toml("[store]\npath = \"data\"\n[teams]\nfile = \"teams.csv\"\n").unwrap();
         c.resolve_paths(Path::new("/etc/buildcost"));
         assert_eq!(c.store.path, PathBuf::from("/etc/buildcost/data"));
-        assert_eq!(c.teams.file, Some(PathBuf::from("/etc/buildcost/teams.csv")));
-        assert_eq!(c.pseudonym_key_file(), PathBuf::from("/etc/buildcost/data/pseudonym.key"));
+        assert_eq!(
+            c.teams.file,
+            Some(PathBuf::from("/etc/buildcost/teams.csv"))
+        );
+        assert_eq!(
+            c.pseudonym_key_file(),
+            PathBuf::from("/etc/buildcost/data/pseudonym.key")
+        );
     }
 }

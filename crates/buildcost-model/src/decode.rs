@@ -148,7 +148,10 @@ fn name<'a>(field: &str, raw: &'a RawValue) -> Check<std::borrow::Cow<'a, str>> 
     Ok(value)
 }
 
-fn opt_name<'a>(field: &str, raw: Option<&'a RawValue>) -> Check<Option<std::borrow::Cow<'a, str>>> {
+fn opt_name<'a>(
+    field: &str,
+    raw: Option<&'a RawValue>,
+) -> Check<Option<std::borrow::Cow<'a, str>>> {
     match raw {
         Some(r) if !is_null(Some(r)) => name(field, r).map(Some),
         _ => Ok(None),
@@ -201,12 +204,18 @@ fn opt_integer(field: &str, raw: Option<&RawValue>, min: i64) -> Check<Option<i6
         return Err(invalid(field, "must be a whole number"));
     }
     if !(min as f64..=9.007_199_254_740_992e15).contains(&v) {
-        return Err(invalid(field, format!("must be at least {min} and at most 2^53")));
+        return Err(invalid(
+            field,
+            format!("must be at least {min} and at most 2^53"),
+        ));
     }
     Ok(Some(v as i64))
 }
 
-fn timestamp_text<'a>(field: &str, raw: Option<&'a RawValue>) -> Check<Option<std::borrow::Cow<'a, str>>> {
+fn timestamp_text<'a>(
+    field: &str,
+    raw: Option<&'a RawValue>,
+) -> Check<Option<std::borrow::Cow<'a, str>>> {
     match raw {
         Some(r) if !is_null(Some(r)) => {
             let value = text(field, r)?;
@@ -245,7 +254,11 @@ const REQUIRED: &[&str] = &[
 
 impl Decoder {
     /// A decoder with the given size limit, pseudonymiser and classifier.
-    pub fn new(max_event_bytes: usize, pseudonymiser: Pseudonymiser, classifier: Classifier) -> Self {
+    pub fn new(
+        max_event_bytes: usize,
+        pseudonymiser: Pseudonymiser,
+        classifier: Classifier,
+    ) -> Self {
         Decoder {
             max_event_bytes,
             pseudonymiser,
@@ -266,14 +279,21 @@ impl Decoder {
         if bytes.len() > self.max_event_bytes {
             return Err(Rejection::new(
                 RejectReason::TooLarge,
-                format!("{} bytes; the limit is {}", bytes.len(), self.max_event_bytes),
+                format!(
+                    "{} bytes; the limit is {}",
+                    bytes.len(),
+                    self.max_event_bytes
+                ),
             ));
         }
-        let json = std::str::from_utf8(bytes).map_err(|e| {
-            Rejection::new(RejectReason::InvalidJson, format!("not UTF-8: {e}"))
-        })?;
+        let json = std::str::from_utf8(bytes)
+            .map_err(|e| Rejection::new(RejectReason::InvalidJson, format!("not UTF-8: {e}")))?;
         let raw: RawEvent<'_> = serde_json::from_str(json).map_err(|e| {
-            let what = if e.is_data() { "not a JSON object" } else { "not JSON" };
+            let what = if e.is_data() {
+                "not a JSON object"
+            } else {
+                "not JSON"
+            };
             Rejection::new(RejectReason::InvalidJson, format!("{what}: {e}"))
         })?;
 
@@ -287,7 +307,10 @@ impl Decoder {
             Some(v) if serde_json::from_str::<f64>(v.get()).ok() != Some(1.0) => {
                 return Err(Rejection::new(
                     RejectReason::UnsupportedVersion,
-                    format!("`schema_version` is {}; this decoder reads version 1", truncate(v.get(), 40)),
+                    format!(
+                        "`schema_version` is {}; this decoder reads version 1",
+                        truncate(v.get(), 40)
+                    ),
                 ))
             }
             Some(_) => {}
@@ -329,8 +352,7 @@ impl Decoder {
         let repository = name("repository", req(raw.repository))?.into_owned();
         let branch = opt_name("branch", raw.branch)?.map(|s| s.into_owned());
         let commit = opt_name("commit", raw.commit)?.map(|s| s.into_owned());
-        let trigger = vocabulary::<Trigger>("trigger", raw.trigger)?
-            .unwrap_or(Trigger::Other);
+        let trigger = vocabulary::<Trigger>("trigger", raw.trigger)?.unwrap_or(Trigger::Other);
         let team = normalised("team", &name("team", req(raw.team))?)?;
         let product = match opt_name("product", raw.product)? {
             Some(p) => normalised("product", &p)?,
@@ -347,9 +369,9 @@ impl Decoder {
         let finished_at = timestamp_text("finished_at", raw.finished_at)?;
         let status = vocabulary::<Status>("status", raw.status)?
             .ok_or_else(|| invalid("status", "is required"))?;
-        let failure_stage =
-            vocabulary::<FailureStage>("failure_stage", raw.failure_stage)?;
-        let failure_category = vocabulary::<FailureCategory>("failure_category", raw.failure_category)?;
+        let failure_stage = vocabulary::<FailureStage>("failure_stage", raw.failure_stage)?;
+        let failure_category =
+            vocabulary::<FailureCategory>("failure_category", raw.failure_category)?;
         let log_excerpt = match raw.log_excerpt {
             Some(r) if !is_null(Some(r)) => {
                 let log = text("log_excerpt", r)?;
@@ -359,7 +381,10 @@ impl Decoder {
                 if log.len() > MAX_LOG_EXCERPT_BYTES {
                     return Err(invalid(
                         "log_excerpt",
-                        format!("is {} bytes; the limit is {MAX_LOG_EXCERPT_BYTES}", log.len()),
+                        format!(
+                            "is {} bytes; the limit is {MAX_LOG_EXCERPT_BYTES}",
+                            log.len()
+                        ),
                     ));
                 }
                 Some(log)
@@ -385,7 +410,8 @@ impl Decoder {
             },
             _ => false,
         };
-        let correlation_id = opt_name("correlation_id", raw.correlation_id)?.map(|s| s.into_owned());
+        let correlation_id =
+            opt_name("correlation_id", raw.correlation_id)?.map(|s| s.into_owned());
         let labels = match raw.labels {
             Some(r) if !is_null(Some(r)) => {
                 if !r.get().starts_with('{') {
@@ -423,14 +449,15 @@ impl Decoder {
         let (failure_category, category_source) = match (status, failure_category) {
             (_, Some(c)) => (Some(c), Some(CategorySource::Event)),
             (Status::Failure, None) => {
-                let (c, s) = self.classifier.classify(log_excerpt.as_deref(), failure_stage);
+                let (c, s) = self
+                    .classifier
+                    .classify(log_excerpt.as_deref(), failure_stage);
                 (Some(c), Some(s))
             }
             _ => (None, None),
         };
         let duration = finished - started;
-        let duration_s = duration.num_seconds() as f64
-            + f64::from(duration.subsec_nanos()) / 1e9;
+        let duration_s = duration.num_seconds() as f64 + f64::from(duration.subsec_nanos()) / 1e9;
 
         Ok(BuildRow {
             event_id,

@@ -13,7 +13,11 @@ pub trait Vocabulary: Sized + Copy + 'static {
 
     /// All spellings joined with `, ` (for error details).
     fn spellings() -> String {
-        Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+        Self::ALL
+            .iter()
+            .map(|v| v.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

@@ -36,8 +36,8 @@ impl Pseudonymiser {
                 "the key is empty; delete the key file to have a new one generated".into(),
             ));
         }
-        let mac = Hmac::<Sha256>::new_from_slice(key)
-            .map_err(|e| Error::PseudonymKey(e.to_string()))?;
+        let mac =
+            Hmac::<Sha256>::new_from_slice(key).map_err(|e| Error::PseudonymKey(e.to_string()))?;
         Ok(Pseudonymiser { mac })
     }
 
@@ -59,13 +59,19 @@ mod tests {
     fn matches_hmac_sha256_reference_vector() {
         // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
         let p = Pseudonymiser::new(b"Jefe").unwrap();
-        assert_eq!(p.author_key("what do ya want for nothing?"), "5bdcc146bf60754e");
+        assert_eq!(
+            p.author_key("what do ya want for nothing?"),
+            "5bdcc146bf60754e"
+        );
     }
 
     #[test]
     fn trims_and_lowercases_before_hashing() {
         let p = Pseudonymiser::new(b"k").unwrap();
-        assert_eq!(p.author_key("  Alice@Example.COM "), p.author_key("alice@example.com"));
+        assert_eq!(
+            p.author_key("  Alice@Example.COM "),
+            p.author_key("alice@example.com")
+        );
         assert_ne!(p.author_key("alice"), p.author_key("bob"));
         assert_eq!(p.author_key("alice").len(), 16);
     }

@@ -14,7 +14,9 @@ pub fn load_or_create_key(path: &Path) -> Result<Vec<u8>> {
     match std::fs::read(path) {
         Ok(key) if key.is_empty() => Err(Error::Key {
             path: path.into(),
-            message: "the file is empty; delete it to have a new key generated (author keys will change)".into(),
+            message:
+                "the file is empty; delete it to have a new key generated (author keys will change)"
+                    .into(),
         }),
         Ok(key) => Ok(key),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(path),
@@ -77,6 +79,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k");
         std::fs::write(&path, b"").unwrap();
-        assert!(load_or_create_key(&path).unwrap_err().to_string().contains("empty"));
+        assert!(load_or_create_key(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("empty"));
     }
 }

@@ -56,7 +56,8 @@ impl Store {
 
     /// The folder of one day.
     pub fn partition_dir(&self, day: NaiveDate) -> PathBuf {
-        self.root.join(format!("{PARTITION_PREFIX}{}", day.format("%Y-%m-%d")))
+        self.root
+            .join(format!("{PARTITION_PREFIX}{}", day.format("%Y-%m-%d")))
     }
 
     /// Writes `batch` as `<root>/date=<day>/<name>.parquet`, atomically: a reader sees the whole
@@ -75,7 +76,8 @@ impl Store {
         let final_path = dir.join(format!("{name}{DATA_SUFFIX}"));
         let temp_path = dir.join(format!(".{name}{TEMP_SUFFIX}"));
         let result = write_parquet(&temp_path, batch).and_then(|()| {
-            std::fs::rename(&temp_path, &final_path).map_err(Error::io("rename into place", &final_path))?;
+            std::fs::rename(&temp_path, &final_path)
+                .map_err(Error::io("rename into place", &final_path))?;
             sync_dir(&dir)
         });
         if result.is_err() {
@@ -96,7 +98,10 @@ impl Store {
                 let name = entry.file_name();
                 let name = name.to_string_lossy();
                 if name.ends_with(DATA_SUFFIX) && !name.starts_with('.') {
-                    files.push(DataFile { day, path: entry.path() });
+                    files.push(DataFile {
+                        day,
+                        path: entry.path(),
+                    });
                 }
             }
         }
@@ -170,8 +175,12 @@ fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_created_by(format!("buildcost {}", env!("CARGO_PKG_VERSION")))
         .build();
-    let parquet_err = |source| Error::Parquet { path: path.into(), source };
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(parquet_err)?;
+    let parquet_err = |source| Error::Parquet {
+        path: path.into(),
+        source,
+    };
+    let mut writer =
+        ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(parquet_err)?;
     writer.write(batch).map_err(parquet_err)?;
     let file = writer.into_inner().map_err(parquet_err)?;
     file.sync_all().map_err(Error::io("sync", path))
@@ -183,16 +192,25 @@ fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
 /// The file is not a readable Parquet file of the build schema.
 pub(crate) fn for_each_event_id(path: &Path, mut f: impl FnMut(&str)) -> Result<()> {
     let file = File::open(path).map_err(Error::io("open", path))?;
-    let parquet_err = |source| Error::Parquet { path: path.into(), source };
+    let parquet_err = |source| Error::Parquet {
+        path: path.into(),
+        source,
+    };
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_err)?;
     let column = builder
         .schema()
         .index_of("event_id")
-        .map_err(|source| Error::Arrow { path: path.into(), source })?;
+        .map_err(|source| Error::Arrow {
+            path: path.into(),
+            source,
+        })?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), [column]);
     let reader = builder.with_projection(mask).build().map_err(parquet_err)?;
     for batch in reader {
-        let batch = batch.map_err(|source| Error::Arrow { path: path.into(), source })?;
+        let batch = batch.map_err(|source| Error::Arrow {
+            path: path.into(),
+            source,
+        })?;
         if let Some(ids) = batch.column(0).as_any().downcast_ref::<StringArray>() {
             for i in 0..ids.len() {
                 if ids.is_valid(i) {

@@ -2,7 +2,10 @@ use super::*;
 use FailureCategory::*;
 
 fn category(log: &str) -> Option<FailureCategory> {
-    Classifier::builtin().unwrap().match_log(log).map(|r| r.category)
+    Classifier::builtin()
+        .unwrap()
+        .match_log(log)
+        .map(|r| r.category)
 }
 
 /// Realistic excerpts, one or more per toolchain, with the category a person would give them.
@@ -80,7 +83,9 @@ fn every_builtin_case_gets_the_category_a_person_would_give() {
     for (toolchain, log, expected) in CASES {
         let got = category(log);
         if got != Some(*expected) {
-            wrong.push(format!("{toolchain}: expected {expected}, got {got:?} for {log:?}"));
+            wrong.push(format!(
+                "{toolchain}: expected {expected}, got {got:?} for {log:?}"
+            ));
         }
     }
     assert!(wrong.is_empty(), "misclassified:\n{}", wrong.join("\n"));
@@ -102,14 +107,23 @@ fn every_builtin_rule_is_exercised_by_a_case() {
         .filter(|(_, u)| !**u)
         .map(|(r, _)| format!("{} {}: {}", r.toolchain, r.category, r.pattern))
         .collect();
-    assert!(unused.is_empty(), "rules with no test case:\n{}", unused.join("\n"));
+    assert!(
+        unused.is_empty(),
+        "rules with no test case:\n{}",
+        unused.join("\n")
+    );
 }
 
 #[test]
 fn every_named_toolchain_has_a_rule() {
     let c = Classifier::builtin().unwrap();
-    for tool in ["javac", "rustc", "go", "tsc", "eslint", "prettier", "python", "maven", "gradle", "npm"] {
-        assert!(c.rules().iter().any(|r| r.toolchain == tool), "no rule for {tool}");
+    for tool in [
+        "javac", "rustc", "go", "tsc", "eslint", "prettier", "python", "maven", "gradle", "npm",
+    ] {
+        assert!(
+            c.rules().iter().any(|r| r.toolchain == tool),
+            "no rule for {tool}"
+        );
     }
 }
 
@@ -123,31 +137,52 @@ fn plain_log_lines_match_nothing() {
 fn log_beats_stage_and_stage_beats_unknown() {
     let c = Classifier::builtin().unwrap();
     let log = "src/cart.ts(14,22): error TS1005: ',' expected.";
-    assert_eq!(c.classify(Some(log), Some(FailureStage::UnitTest)), (Syntax, CategorySource::Log));
-    assert_eq!(c.classify(Some("nothing"), Some(FailureStage::Lint)), (Lint, CategorySource::Stage));
-    assert_eq!(c.classify(None, Some(FailureStage::Checkout)), (Infra, CategorySource::Stage));
-    assert_eq!(c.classify(None, Some(FailureStage::Dependencies)), (Dependency, CategorySource::Stage));
-    assert_eq!(c.classify(None, Some(FailureStage::IntegrationTest)), (Test, CategorySource::Stage));
-    assert_eq!(c.classify(None, Some(FailureStage::Deploy)), (Unknown, CategorySource::Default));
+    assert_eq!(
+        c.classify(Some(log), Some(FailureStage::UnitTest)),
+        (Syntax, CategorySource::Log)
+    );
+    assert_eq!(
+        c.classify(Some("nothing"), Some(FailureStage::Lint)),
+        (Lint, CategorySource::Stage)
+    );
+    assert_eq!(
+        c.classify(None, Some(FailureStage::Checkout)),
+        (Infra, CategorySource::Stage)
+    );
+    assert_eq!(
+        c.classify(None, Some(FailureStage::Dependencies)),
+        (Dependency, CategorySource::Stage)
+    );
+    assert_eq!(
+        c.classify(None, Some(FailureStage::IntegrationTest)),
+        (Test, CategorySource::Stage)
+    );
+    assert_eq!(
+        c.classify(None, Some(FailureStage::Deploy)),
+        (Unknown, CategorySource::Default)
+    );
     assert_eq!(c.classify(None, None), (Unknown, CategorySource::Default));
 }
 
 #[test]
 fn custom_rules_replace_the_builtin_ones() {
-    let c = Classifier::from_toml(
-        "[[rule]]\ncategory = \"lint\"\npattern = 'ACME-STYLE-\\d+'\n",
-    )
-    .unwrap();
-    assert_eq!(c.match_log("ACME-STYLE-12 violated").map(|r| r.category), Some(Lint));
+    let c = Classifier::from_toml("[[rule]]\ncategory = \"lint\"\npattern = 'ACME-STYLE-\\d+'\n")
+        .unwrap();
+    assert_eq!(
+        c.match_log("ACME-STYLE-12 violated").map(|r| r.category),
+        Some(Lint)
+    );
     assert!(c.match_log("error TS1005: ',' expected.").is_none());
 }
 
 #[test]
 fn bad_rules_files_name_the_problem() {
-    let bad_category = Classifier::from_toml("[[rule]]\ncategory = \"flaky_test\"\npattern = 'x'\n");
+    let bad_category =
+        Classifier::from_toml("[[rule]]\ncategory = \"flaky_test\"\npattern = 'x'\n");
     assert!(bad_category.unwrap_err().to_string().contains("flaky_test"));
     let bad_regex = Classifier::from_toml("[[rule]]\ncategory = \"lint\"\npattern = '(unclosed'\n");
     assert!(bad_regex.unwrap_err().to_string().contains("rule 0"));
-    let unknown_key = Classifier::from_toml("[[rule]]\ncategory = \"lint\"\npattern = 'x'\nweight = 2\n");
+    let unknown_key =
+        Classifier::from_toml("[[rule]]\ncategory = \"lint\"\npattern = 'x'\nweight = 2\n");
     assert!(unknown_key.unwrap_err().to_string().contains("weight"));
 }

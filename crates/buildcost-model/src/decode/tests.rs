@@ -74,7 +74,12 @@ fn a_valid_event_is_normalised_and_pseudonymised() {
     assert_eq!(row.attempt, 1);
     assert_eq!(row.labels, vec![("env".to_owned(), "ci".to_owned())]);
     let key = row.author_key.clone().unwrap();
-    assert_eq!(key, Pseudonymiser::new(b"test-key").unwrap().author_key("jane.doe@acme.example"));
+    assert_eq!(
+        key,
+        Pseudonymiser::new(b"test-key")
+            .unwrap()
+            .author_key("jane.doe@acme.example")
+    );
     assert!(!format!("{row:?}").to_lowercase().contains("jane"));
     assert_eq!(row.failure_category, None);
     assert_eq!(row.ingested_at, now());
@@ -83,7 +88,16 @@ fn a_valid_event_is_normalised_and_pseudonymised() {
 #[test]
 fn defaults_apply_to_absent_optional_fields() {
     let mut v = valid();
-    for f in ["trigger", "product", "author", "attempt", "branch", "commit", "labels", "queued_at"] {
+    for f in [
+        "trigger",
+        "product",
+        "author",
+        "attempt",
+        "branch",
+        "commit",
+        "labels",
+        "queued_at",
+    ] {
         v.as_object_mut().unwrap().remove(f);
     }
     v["superseded"] = Value::Null;
@@ -105,8 +119,14 @@ fn timestamps_with_offsets_become_utc() {
         v
     };
     let row = decode(&v).unwrap();
-    assert_eq!(row.started_at, Utc.with_ymd_and_hms(2026, 11, 2, 10, 0, 0).unwrap());
-    assert_eq!(row.finished_at, Utc.with_ymd_and_hms(2026, 11, 2, 10, 0, 0).unwrap());
+    assert_eq!(
+        row.started_at,
+        Utc.with_ymd_and_hms(2026, 11, 2, 10, 0, 0).unwrap()
+    );
+    assert_eq!(
+        row.finished_at,
+        Utc.with_ymd_and_hms(2026, 11, 2, 10, 0, 0).unwrap()
+    );
     assert_eq!(row.duration_s, 0.0);
 }
 
@@ -122,24 +142,57 @@ fn unknown_fields_are_ignored_even_when_odd() {
 
 #[test]
 fn each_reason_in_the_spec_order() {
-    let d = Decoder::new(600, Pseudonymiser::new(b"k").unwrap(), Classifier::builtin().unwrap());
+    let d = Decoder::new(
+        600,
+        Pseudonymiser::new(b"k").unwrap(),
+        Classifier::builtin().unwrap(),
+    );
     let big = "x".repeat(700);
-    assert_eq!(d.decode(big.as_bytes(), now()).unwrap_err().reason, RejectReason::TooLarge);
+    assert_eq!(
+        d.decode(big.as_bytes(), now()).unwrap_err().reason,
+        RejectReason::TooLarge
+    );
     // too_large wins over everything else.
-    assert_eq!(d.decode(format!("{{{big}").as_bytes(), now()).unwrap_err().reason, RejectReason::TooLarge);
+    assert_eq!(
+        d.decode(format!("{{{big}").as_bytes(), now())
+            .unwrap_err()
+            .reason,
+        RejectReason::TooLarge
+    );
 
     let cases: Vec<(Vec<u8>, RejectReason)> = vec![
         (b"\xff\xfe{}".to_vec(), RejectReason::InvalidJson),
-        (b"{\"schema_version\":1,".to_vec(), RejectReason::InvalidJson),
+        (
+            b"{\"schema_version\":1,".to_vec(),
+            RejectReason::InvalidJson,
+        ),
         (b"[1,2,3]".to_vec(), RejectReason::InvalidJson),
         (b"\"just a string\"".to_vec(), RejectReason::InvalidJson),
         (b"".to_vec(), RejectReason::InvalidJson),
-        (b"{\"event_id\":\"a\"}".to_vec(), RejectReason::UnsupportedVersion),
-        (b"{\"schema_version\":2}".to_vec(), RejectReason::UnsupportedVersion),
-        (b"{\"schema_version\":\"1\"}".to_vec(), RejectReason::UnsupportedVersion),
-        (b"{\"schema_version\":null}".to_vec(), RejectReason::UnsupportedVersion),
-        (b"{\"schema_version\":1}".to_vec(), RejectReason::MissingField),
-        (b"{\"schema_version\":1.0}".to_vec(), RejectReason::MissingField),
+        (
+            b"{\"event_id\":\"a\"}".to_vec(),
+            RejectReason::UnsupportedVersion,
+        ),
+        (
+            b"{\"schema_version\":2}".to_vec(),
+            RejectReason::UnsupportedVersion,
+        ),
+        (
+            b"{\"schema_version\":\"1\"}".to_vec(),
+            RejectReason::UnsupportedVersion,
+        ),
+        (
+            b"{\"schema_version\":null}".to_vec(),
+            RejectReason::UnsupportedVersion,
+        ),
+        (
+            b"{\"schema_version\":1}".to_vec(),
+            RejectReason::MissingField,
+        ),
+        (
+            b"{\"schema_version\":1.0}".to_vec(),
+            RejectReason::MissingField,
+        ),
     ];
     for (bytes, expected) in cases {
         assert_eq!(
@@ -154,8 +207,16 @@ fn each_reason_in_the_spec_order() {
 #[test]
 fn missing_and_null_required_fields() {
     for f in REQUIRED {
-        assert_eq!(reason(&without(f)), Some(RejectReason::MissingField), "absent {f}");
-        assert_eq!(reason(&with(f, Value::Null)), Some(RejectReason::MissingField), "null {f}");
+        assert_eq!(
+            reason(&without(f)),
+            Some(RejectReason::MissingField),
+            "absent {f}"
+        );
+        assert_eq!(
+            reason(&with(f, Value::Null)),
+            Some(RejectReason::MissingField),
+            "null {f}"
+        );
     }
     // missing_field beats invalid_field elsewhere in the same event.
     let mut v = without("team");
@@ -202,7 +263,11 @@ fn invalid_fields() {
     for (field, value) in cases {
         let r = decode(&with(field, value.clone())).unwrap_err();
         assert_eq!(r.reason, RejectReason::InvalidField, "{field} = {value}");
-        assert!(r.detail.contains(field), "detail {:?} should name {field}", r.detail);
+        assert!(
+            r.detail.contains(field),
+            "detail {:?} should name {field}",
+            r.detail
+        );
     }
     // Exactly at the limits is fine.
     assert!(decode(&with("event_id", json!("é".repeat(256)))).is_ok());
@@ -213,15 +278,25 @@ fn invalid_fields() {
 
 #[test]
 fn non_finite_numbers_are_invalid_fields() {
-    let text = valid().to_string().replacen('{', "{\"cpu_cores\":1e999,", 1);
+    let text = valid()
+        .to_string()
+        .replacen('{', "{\"cpu_cores\":1e999,", 1);
     let r = decoder().decode(text.as_bytes(), now()).unwrap_err();
     assert_eq!(r.reason, RejectReason::InvalidField);
     for nan_like in ["NaN", "Infinity", "-Infinity"] {
-        let text = valid().to_string().replacen('{', &format!("{{\"cpu_cores\":{nan_like},"), 1);
+        let text = valid()
+            .to_string()
+            .replacen('{', &format!("{{\"cpu_cores\":{nan_like},"), 1);
         // Not JSON at all: the bare words are not JSON numbers.
-        assert_eq!(decoder().decode(text.as_bytes(), now()).unwrap_err().reason, RejectReason::InvalidJson);
+        assert_eq!(
+            decoder().decode(text.as_bytes(), now()).unwrap_err().reason,
+            RejectReason::InvalidJson
+        );
     }
-    assert_eq!(reason(&with("cpu_cores", json!("NaN"))), Some(RejectReason::InvalidField));
+    assert_eq!(
+        reason(&with("cpu_cores", json!("NaN"))),
+        Some(RejectReason::InvalidField)
+    );
 }
 
 #[test]
@@ -264,7 +339,8 @@ fn timestamp_rules() {
 #[test]
 fn failure_category_is_derived_only_for_failures_without_one() {
     let mut v = with("status", json!("failure"));
-    v["log_excerpt"] = json!("./main.go:5:2: syntax error: unexpected newline, expected comma or }");
+    v["log_excerpt"] =
+        json!("./main.go:5:2: syntax error: unexpected newline, expected comma or }");
     v["failure_stage"] = json!("unit_test");
     let row = decode(&v).unwrap();
     assert_eq!(row.failure_category, Some(FailureCategory::Syntax));
@@ -277,10 +353,16 @@ fn failure_category_is_derived_only_for_failures_without_one() {
 
     let mut v = with("status", json!("failure"));
     v["failure_stage"] = json!("lint");
-    assert_eq!(decode(&v).unwrap().failure_category, Some(FailureCategory::Lint));
+    assert_eq!(
+        decode(&v).unwrap().failure_category,
+        Some(FailureCategory::Lint)
+    );
 
     let v = with("status", json!("failure"));
-    assert_eq!(decode(&v).unwrap().failure_category, Some(FailureCategory::Unknown));
+    assert_eq!(
+        decode(&v).unwrap().failure_category,
+        Some(FailureCategory::Unknown)
+    );
 
     let mut v = with("status", json!("error"));
     v["log_excerpt"] = json!("fatal: No space left on device");
@@ -289,16 +371,29 @@ fn failure_category_is_derived_only_for_failures_without_one() {
 
 #[test]
 fn lone_surrogates_and_escapes() {
-    let text = valid().to_string().replace("\"acme/checkout\"", "\"acme/\\ud800\"");
-    assert_eq!(decoder().decode(text.as_bytes(), now()).unwrap_err().reason, RejectReason::InvalidJson);
-    let text = valid().to_string().replace("\"acme/checkout\"", "\"acme/\\u00e9t\\u00e9\"");
-    assert_eq!(decoder().decode(text.as_bytes(), now()).unwrap().repository, "acme/été");
+    let text = valid()
+        .to_string()
+        .replace("\"acme/checkout\"", "\"acme/\\ud800\"");
+    assert_eq!(
+        decoder().decode(text.as_bytes(), now()).unwrap_err().reason,
+        RejectReason::InvalidJson
+    );
+    let text = valid()
+        .to_string()
+        .replace("\"acme/checkout\"", "\"acme/\\u00e9t\\u00e9\"");
+    assert_eq!(
+        decoder().decode(text.as_bytes(), now()).unwrap().repository,
+        "acme/été"
+    );
 }
 
 #[test]
 fn duplicate_known_keys_are_invalid_json() {
     let text = valid().to_string().replacen('{', "{\"team\":\"other\",", 1);
-    assert_eq!(decoder().decode(text.as_bytes(), now()).unwrap_err().reason, RejectReason::InvalidJson);
+    assert_eq!(
+        decoder().decode(text.as_bytes(), now()).unwrap_err().reason,
+        RejectReason::InvalidJson
+    );
 }
 
 #[test]

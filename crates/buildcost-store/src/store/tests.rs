@@ -4,7 +4,11 @@ use chrono::{TimeZone, Utc};
 use super::*;
 
 fn batch(ids: &[&str]) -> RecordBatch {
-    let decoder = Decoder::new(65536, Pseudonymiser::new(b"k").unwrap(), Classifier::builtin().unwrap());
+    let decoder = Decoder::new(
+        65536,
+        Pseudonymiser::new(b"k").unwrap(),
+        Classifier::builtin().unwrap(),
+    );
     let now = Utc.with_ymd_and_hms(2026, 11, 3, 0, 0, 0).unwrap();
     let mut b = BatchBuilder::new();
     for id in ids {
@@ -37,13 +41,25 @@ fn writes_are_atomic_and_listed_in_a_stable_order() {
         .list_files()
         .unwrap()
         .into_iter()
-        .map(|f| f.path.strip_prefix(dir.path()).unwrap().display().to_string())
+        .map(|f| {
+            f.path
+                .strip_prefix(dir.path())
+                .unwrap()
+                .display()
+                .to_string()
+        })
         .collect();
     assert_eq!(
         files,
-        ["date=2026-11-01/a.parquet", "date=2026-11-02/a.parquet", "date=2026-11-02/b.parquet"]
+        [
+            "date=2026-11-01/a.parquet",
+            "date=2026-11-02/a.parquet",
+            "date=2026-11-02/b.parquet"
+        ]
     );
-    let leftovers: Vec<_> = std::fs::read_dir(store.partition_dir(day(1))).unwrap().collect();
+    let leftovers: Vec<_> = std::fs::read_dir(store.partition_dir(day(1)))
+        .unwrap()
+        .collect();
     assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
 }
 
@@ -51,8 +67,12 @@ fn writes_are_atomic_and_listed_in_a_stable_order() {
 fn the_index_holds_every_stored_id_and_rewrites_are_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    store.write_batch(day(2), "a", &batch(&["e1", "e2"])).unwrap();
-    store.write_batch(day(2), "a", &batch(&["e1", "e2"])).unwrap();
+    store
+        .write_batch(day(2), "a", &batch(&["e1", "e2"]))
+        .unwrap();
+    store
+        .write_batch(day(2), "a", &batch(&["e1", "e2"]))
+        .unwrap();
     store.write_batch(day(3), "b", &batch(&["e3"])).unwrap();
     let index = store.load_index().unwrap();
     assert_eq!(index.len(), 3);
@@ -79,7 +99,12 @@ fn retention_deletes_only_older_days() {
     // today = 11-05, keep 2 days back: 11-03 and later stay.
     let deleted = store.apply_retention(day(5), 2).unwrap();
     assert_eq!(deleted, vec![day(1), day(2)]);
-    let kept: Vec<_> = store.list_partitions().unwrap().into_iter().map(|(d, _)| d).collect();
+    let kept: Vec<_> = store
+        .list_partitions()
+        .unwrap()
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect();
     assert_eq!(kept, vec![day(3), day(4)]);
 }
 
@@ -88,7 +113,11 @@ fn a_file_that_is_not_parquet_is_named_in_the_error() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     std::fs::create_dir_all(store.partition_dir(day(2))).unwrap();
-    std::fs::write(store.partition_dir(day(2)).join("broken.parquet"), b"not parquet").unwrap();
+    std::fs::write(
+        store.partition_dir(day(2)).join("broken.parquet"),
+        b"not parquet",
+    )
+    .unwrap();
     let e = store.load_index().unwrap_err().to_string();
     assert!(e.contains("broken.parquet"), "{e}");
 }

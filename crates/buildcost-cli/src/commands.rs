@@ -1,0 +1,26 @@
+//! One module per subcommand, and what they share.
+
+pub mod demo;
+pub mod generate;
+pub mod ingest;
+pub mod metrics;
+pub mod query;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+
+/// Parses an `--at`-style RFC 3339 instant.
+pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("`{text}` is not an RFC 3339 instant like 2026-11-02T00:00:00Z: {e}"))
+}
+
+/// A single-threaded Tokio runtime for the DataFusion work of one command.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}

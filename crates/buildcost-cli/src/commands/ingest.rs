@@ -1,0 +1,170 @@
+//! `buildcost ingest --input FILE|-`: NDJSON backfill.
+
+use std::io::{BufRead, BufReader, IsTerminal};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use buildcost_ingest::{ingest_ndjson, FileDeadLetters, IngestSummary, Ingestor};
+use buildcost_model::config::Config;
+use buildcost_model::{Classifier, Decoder, Pseudonymiser};
+use buildcost_store::{load_or_create_key, Store, DEAD_LETTER_DIR};
+use chrono::Utc;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// `ingest` options.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// NDJSON file of build events, one per line; `-` reads standard input.
+    #[arg(long, short, value_name = "FILE|-")]
+    pub input: PathBuf,
+    /// Hide the progress bar even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// The decoder the configuration describes: its size limit, pseudonym key and classifier rules.
+///
+/// # Errors
+/// The key file or the rules file is unusable.
+pub fn decoder(config: &Config) -> Result<Decoder> {
+    let key_path = config.pseudonym_key_file();
+    let key = load_or_create_key(&key_path)?;
+    let pseudonymiser = Pseudonymiser::new(&key)?;
+    let classifier = match &config.classifier.rules_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read classifier.rules_file `{}`", path.display())
+            })?;
+            Classifier::from_toml(&text)
+                .with_context(|| format!("classifier.rules_file `{}`", path.display()))?
+        }
+        None => Classifier::builtin()?,
+    };
+    Ok(Decoder::new(
+        config.ingest.max_event_bytes,
+        pseudonymiser,
+        classifier,
+    ))
+}
+
+/// A name unique to this run, for its Parquet files and dead-letter file.
+pub fn run_name() -> String {
+    let mut random = [0u8; 4];
+    // Uniqueness across concurrent runs; a failure here only makes names predictable.
+    let _ = getrandom::fill(&mut random);
+    format!(
+        "ingest-{}-{:02x}{:02x}{:02x}{:02x}",
+        Utc::now().format("%Y%m%dT%H%M%SZ"),
+        random[0],
+        random[1],
+        random[2],
+        random[3]
+    )
+}
+
+/// Ingests one NDJSON input into the configured store; returns the counts.
+///
+/// # Errors
+/// The input cannot be read or the store cannot be written.
+pub fn ingest_file(config: &Config, input: &Path, show_progress: bool) -> Result<IngestSummary> {
+    let store = Store::open(&config.store.path)?;
+    let deleted = store.apply_retention(Utc::now().date_naive(), config.store.retention_days)?;
+    if !deleted.is_empty() {
+        tracing::info!(partitions = deleted.len(), "retention removed old days");
+    }
+    let decoder = decoder(config)?;
+    let index = store.load_index()?;
+    let name = run_name();
+    let mut ingestor = Ingestor::new(decoder, &store, index, name.clone())
+        .with_batch_rows(config.ingest.batch_rows)
+        .with_priced_classes(config.pricing.runner_classes.keys().cloned());
+    let mut dead_letters = FileDeadLetters::new(
+        store
+            .root()
+            .join(DEAD_LETTER_DIR)
+            .join(format!("{name}.ndjson")),
+    );
+
+    let (mut reader, label, size): (Box<dyn BufRead>, String, Option<u64>) =
+        if input == Path::new("-") {
+            (
+                Box::new(BufReader::with_capacity(1 << 20, std::io::stdin().lock())),
+                "-".into(),
+                None,
+            )
+        } else {
+            let file = std::fs::File::open(input)
+                .with_context(|| format!("cannot open input `{}`", input.display()))?;
+            let size = file.metadata().ok().map(|m| m.len());
+            (
+                Box::new(BufReader::with_capacity(1 << 20, file)),
+                input.display().to_string(),
+                size,
+            )
+        };
+    let bar = if show_progress && std::io::stderr().is_terminal() {
+        let bar = size.map_or_else(ProgressBar::new_spinner, ProgressBar::new);
+        let template = if size.is_some() {
+            "{spinner} ingesting [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {msg}"
+        } else {
+            "{spinner} ingesting {bytes} ({bytes_per_sec}) {msg}"
+        };
+        bar.set_style(
+            ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let started = std::time::Instant::now();
+    ingest_ndjson(
+        &mut reader,
+        &label,
+        &mut ingestor,
+        &mut dead_letters,
+        Utc::now(),
+        &mut |bytes| {
+            bar.set_position(bytes);
+        },
+    )?;
+    let summary = ingestor.finish(&mut dead_letters)?;
+    bar.finish_and_clear();
+    tracing::info!(
+        accepted = summary.accepted,
+        rejected = summary.rejected(),
+        duplicates = summary.duplicates,
+        unpriced = summary.unpriced,
+        files = summary.files_written,
+        seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+        store = %store.root().display(),
+        "ingest finished"
+    );
+    if summary.rejected() > 0 {
+        tracing::warn!(
+            rejected = summary.rejected(),
+            dead_letters = %dead_letters.path().display(),
+            "some events were rejected; each is in the dead-letter file with its reason"
+        );
+    }
+    if summary.unpriced > 0 {
+        tracing::warn!(
+            unpriced = summary.unpriced,
+            "builds used runner classes missing from [pricing.runner_classes]; they are priced at [pricing.default]"
+        );
+    }
+    Ok(summary)
+}
+
+/// Runs `buildcost ingest`.
+///
+/// # Errors
+/// See [`ingest_file`].
+pub fn run(config_path: Option<&Path>, args: Args) -> Result<()> {
+    let (config, source) = crate::config::load(config_path)?;
+    tracing::debug!(config = %source, "configuration loaded");
+    let summary = ingest_file(&config, &args.input, !args.no_progress)?;
+    println!("{}", summary.to_json());
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! `buildcost query "SQL"`: ad-hoc SQL over the store.
+
+use std::path::Path;
+
+use anyhow::Result;
+use buildcost_query::{render, BuildcostContext, OutputFormat, QuerySettings};
+use buildcost_store::Store;
+use chrono::{DateTime, Utc};
+
+/// Output format of `query`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+/// `query` options.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Views: builds (one row per distinct build, with cost_eur, waste_class, waste_owner, \
+duration_s), teams (team, product, developers, peer_group, listed), baseline (team, peer_group, cost_per_developer_eur, \
+zscore, expected_eur, lower_eur, upper_eur, status), raw_builds (as stored).\n\n\
+Example: buildcost query \"SELECT team, SUM(cost_eur) AS eur FROM builds GROUP BY team ORDER BY eur DESC LIMIT 10\""
+)]
+pub struct Args {
+    /// The SQL statement.
+    pub sql: String,
+    /// How to print the result.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Instant at which `teams` and `baseline` are evaluated (RFC 3339). Default: now.
+    #[arg(long, value_parser = super::parse_instant)]
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// Runs `buildcost query`.
+///
+/// # Errors
+/// The SQL does not run, or the store cannot be read.
+pub fn run(config_path: Option<&Path>, args: Args) -> Result<()> {
+    let (config, _) = crate::config::load(config_path)?;
+    let store = Store::open(&config.store.path)?;
+    let settings = QuerySettings::from_config(&config)?;
+    let at = args.at.unwrap_or_else(Utc::now);
+    let format = match args.format {
+        Format::Table => OutputFormat::Table,
+        Format::Csv => OutputFormat::Csv,
+        Format::Json => OutputFormat::Json,
+    };
+    let text = super::runtime()?.block_on(async {
+        let ctx = BuildcostContext::open(&store, &settings, at).await?;
+        let batches = ctx.sql(&args.sql).await?;
+        anyhow::Ok(render(&batches, format)?)
+    })?;
+    println!("{}", text.trim_end());
+    Ok(())
+}

@@ -1,0 +1,327 @@
+//! The DataFusion session over a store, with the views of the product registered.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, UInt32Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use buildcost_store::Store;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::settings::QuerySettings;
+use crate::{Error, Result};
+
+/// The SQL of the `builds` view.
+pub const BUILDS_SQL: &str = include_str!("../sql/builds.sql");
+/// The SQL of the `teams` view.
+pub const TEAMS_SQL: &str = include_str!("../sql/teams.sql");
+/// The SQL of the `baseline` view.
+pub const BASELINE_SQL: &str = include_str!("../sql/baseline.sql");
+/// The SQL of one window's totals.
+pub const WINDOW_TOTALS_SQL: &str = include_str!("../sql/window_totals.sql");
+
+/// A SQL parameter value, rendered as a literal.
+#[derive(Debug, Clone)]
+pub enum Param {
+    Time(DateTime<Utc>),
+    Int(i64),
+    Float(f64),
+}
+
+impl Param {
+    fn literal(&self) -> String {
+        match self {
+            Param::Time(t) => format!(
+                "arrow_cast('{}', 'Timestamp(µs, \"UTC\")')",
+                t.to_rfc3339_opts(SecondsFormat::Micros, true)
+            ),
+            Param::Int(i) => i.to_string(),
+            // `{:?}` keeps a decimal point and every digit, so the literal is a DOUBLE.
+            Param::Float(f) => format!("CAST({f:?} AS DOUBLE)"),
+        }
+    }
+}
+
+/// Replaces every `:name` in `sql` with its parameter's literal.
+///
+/// # Errors
+/// A `:name` with no value (a bug in a shipped template).
+pub fn bind(sql: &str, params: &BTreeMap<&str, Param>) -> Result<String> {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(i) = rest.find(':') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        let name = &after[..len];
+        // Only `:name` binds; `::` casts and `':'` in text are left alone.
+        if name.is_empty()
+            || !name.starts_with(|c: char| c.is_ascii_lowercase())
+            || out.ends_with(':')
+        {
+            out.push(':');
+            rest = after;
+            continue;
+        }
+        let value = params
+            .get(name)
+            .ok_or_else(|| Error::MissingParameter(name.to_owned()))?;
+        out.push_str(&value.literal());
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A DataFusion session over the store, with the tables and views of the product:
+///
+/// - `raw_builds`: the stored rows as they are (duplicates of a replay included);
+/// - `builds`: one row per distinct build, with `cost_eur`, `waste_class`, `waste_owner`;
+/// - `teams`: every team with builds in the 28 days before `at`, its product, size, peer group;
+/// - `baseline`: each eligible team's cost per developer against its peer group's band;
+/// - `runner_prices`, `default_price`, `teams_file`: the configuration as tables.
+pub struct BuildcostContext {
+    ctx: SessionContext,
+    settings: QuerySettings,
+    at: DateTime<Utc>,
+}
+
+impl BuildcostContext {
+    /// Opens a session over `store`, evaluating time-dependent views at `at`.
+    ///
+    /// One partition keeps every sum in a fixed order, so the same store and instant give the
+    /// same figures to the last bit.
+    ///
+    /// # Errors
+    /// The store cannot be listed or a view does not plan.
+    pub async fn open(store: &Store, settings: &QuerySettings, at: DateTime<Utc>) -> Result<Self> {
+        let config = SessionConfig::new()
+            .with_target_partitions(1)
+            .with_information_schema(true);
+        let ctx = SessionContext::new_with_config(config);
+        register_raw_builds(&ctx, store).await?;
+        register_prices(&ctx, settings)?;
+        register_teams_file(&ctx, settings)?;
+        let this = BuildcostContext {
+            ctx,
+            settings: settings.clone(),
+            at,
+        };
+        this.create_view("builds", BUILDS_SQL).await?;
+        this.create_view("teams", TEAMS_SQL).await?;
+        this.create_view("baseline", BASELINE_SQL).await?;
+        Ok(this)
+    }
+
+    /// The evaluation instant of the views.
+    pub fn at(&self) -> DateTime<Utc> {
+        self.at
+    }
+
+    /// The settings the views were built with.
+    pub fn settings(&self) -> &QuerySettings {
+        &self.settings
+    }
+
+    /// The underlying DataFusion session.
+    pub fn session(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The parameters every template may use.
+    pub fn params(&self) -> BTreeMap<&'static str, Param> {
+        let b = &self.settings.baseline;
+        BTreeMap::from([
+            ("at", Param::Time(self.at)),
+            (
+                "window_28d_start",
+                Param::Time(self.at - Duration::days(28)),
+            ),
+            (
+                "baseline_start",
+                Param::Time(self.at - Duration::days(i64::from(b.window_days))),
+            ),
+            (
+                "min_team_size",
+                Param::Int(i64::from(self.settings.min_team_size)),
+            ),
+            ("min_peers", Param::Int(i64::from(b.min_peers))),
+            ("k_sigma", Param::Float(b.k_sigma)),
+        ])
+    }
+
+    async fn create_view(&self, name: &str, template: &str) -> Result<()> {
+        let body = bind(template, &self.params())?;
+        self.ctx
+            .sql(&format!("CREATE VIEW {name} AS {body}"))
+            .await?;
+        Ok(())
+    }
+
+    /// Runs one SQL statement and collects its result.
+    ///
+    /// # Errors
+    /// The statement does not parse, plan or run.
+    pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        Ok(self.ctx.sql(sql).await?.collect().await?)
+    }
+
+    /// Runs a template with the standard parameters plus `extra`.
+    ///
+    /// # Errors
+    /// As [`BuildcostContext::sql`], or a parameter is missing.
+    pub async fn template(
+        &self,
+        template: &str,
+        extra: &[(&'static str, Param)],
+    ) -> Result<Vec<RecordBatch>> {
+        let mut params = self.params();
+        params.extend(extra.iter().cloned());
+        self.sql(&bind(template, &params)?).await
+    }
+}
+
+async fn register_raw_builds(ctx: &SessionContext, store: &Store) -> Result<()> {
+    let schema = buildcost_model::build_schema();
+    let files = store.list_files()?;
+    if files.is_empty() {
+        let empty = MemTable::try_new(schema.clone(), vec![vec![RecordBatch::new_empty(schema)]])?;
+        ctx.register_table("raw_builds", Arc::new(empty))?;
+        return Ok(());
+    }
+    let urls = files
+        .iter()
+        .map(|f| {
+            let absolute = std::path::absolute(&f.path).unwrap_or_else(|_| f.path.clone());
+            ListingTableUrl::parse(absolute.to_string_lossy())
+        })
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
+    ctx.register_table("raw_builds", Arc::new(ListingTable::try_new(config)?))?;
+    Ok(())
+}
+
+fn price_columns() -> Vec<Field> {
+    [
+        "cpu_cores",
+        "memory_gb",
+        "gpus",
+        "eur_per_cpu_hour",
+        "eur_per_gb_hour",
+        "eur_per_gpu_hour",
+        "eur_per_build",
+    ]
+    .into_iter()
+    .map(|n| Field::new(n, DataType::Float64, false))
+    .collect()
+}
+
+fn register_prices(ctx: &SessionContext, settings: &QuerySettings) -> Result<()> {
+    let pricing = &settings.pricing;
+    let resolved: Vec<_> = pricing
+        .runner_classes
+        .iter()
+        .map(|(name, class)| (name.clone(), class.resolve(&pricing.default)))
+        .collect();
+    let mut fields = vec![Field::new("runner_class", DataType::Utf8, false)];
+    fields.extend(price_columns());
+    let column = |f: fn(&buildcost_model::config::PriceDefaults) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(
+            resolved.iter().map(|(_, p)| f(p)),
+        ))
+    };
+    let classes = RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                resolved.iter().map(|(n, _)| n.as_str()),
+            )),
+            column(|p| p.cpu_cores),
+            column(|p| p.memory_gb),
+            column(|p| p.gpus),
+            column(|p| p.eur_per_cpu_hour),
+            column(|p| p.eur_per_gb_hour),
+            column(|p| p.eur_per_gpu_hour),
+            column(|p| p.eur_per_build),
+        ],
+    )?;
+    ctx.register_batch("runner_prices", classes)?;
+    let d = &pricing.default;
+    let one = |v: f64| -> ArrayRef { Arc::new(Float64Array::from(vec![v])) };
+    let default = RecordBatch::try_new(
+        Arc::new(Schema::new(price_columns())),
+        vec![
+            one(d.cpu_cores),
+            one(d.memory_gb),
+            one(d.gpus),
+            one(d.eur_per_cpu_hour),
+            one(d.eur_per_gb_hour),
+            one(d.eur_per_gpu_hour),
+            one(d.eur_per_build),
+        ],
+    )?;
+    ctx.register_batch("default_price", default)?;
+    Ok(())
+}
+
+fn register_teams_file(ctx: &SessionContext, settings: &QuerySettings) -> Result<()> {
+    let entries = &settings.teams.entries;
+    let schema = Schema::new(vec![
+        Field::new("team", DataType::Utf8, false),
+        Field::new("product", DataType::Utf8, false),
+        Field::new("developers", DataType::UInt32, false),
+        Field::new("peer_group", DataType::Utf8, true),
+        Field::new("listed", DataType::Boolean, false),
+    ]);
+    let batch = RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                entries.iter().map(|e| e.team.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                entries.iter().map(|e| e.product.as_str()),
+            )),
+            Arc::new(UInt32Array::from_iter_values(
+                entries.iter().map(|e| e.developers),
+            )),
+            Arc::new(StringArray::from_iter(
+                entries.iter().map(|e| e.peer_group.as_deref()),
+            )),
+            Arc::new(BooleanArray::from(vec![true; entries.len()])),
+        ],
+    )?;
+    ctx.register_batch("teams_file", batch)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_named_parameters_only() {
+        let params = BTreeMap::from([("at", Param::Int(5)), ("k_sigma", Param::Float(2.0))]);
+        assert_eq!(
+            bind("a < :at AND z > :k_sigma", &params).unwrap(),
+            "a < 5 AND z > CAST(2.0 AS DOUBLE)"
+        );
+        assert_eq!(
+            bind("x::DOUBLE, ':' , :at", &params).unwrap(),
+            "x::DOUBLE, ':' , 5"
+        );
+        assert!(matches!(bind(":nope", &params), Err(Error::MissingParameter(n)) if n == "nope"));
+    }
+}

@@ -1,0 +1,380 @@
+//! Typed figures at one evaluation instant: what the exporter turns into gauges and the reports
+//! into tables. Privacy is applied here: teams below the minimum size appear only inside a
+//! `_small_teams` row (spec section 4).
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
+use buildcost_model::{Status, WasteClass};
+use chrono::{DateTime, Duration, Utc};
+
+use crate::context::{BuildcostContext, Param, WINDOW_TOTALS_SQL};
+use crate::{Error, Result};
+
+/// The team name of merged small teams.
+pub const SMALL_TEAMS: &str = "_small_teams";
+/// The product of the org-wide small-teams row.
+pub const ALL_PRODUCTS: &str = "_all";
+/// The metric windows, with their length in days.
+pub const WINDOWS: &[(&str, i64)] = &[("7d", 7), ("28d", 28)];
+
+/// Cost and builds of one window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WindowFigures {
+    pub cost_eur: f64,
+    /// By [`Status`], in `Status::ALL` order.
+    pub builds_by_status: [u64; 5],
+    /// By [`WasteClass`], in `WasteClass::ALL` order (`none` last).
+    pub cost_by_waste: [f64; 8],
+}
+
+impl WindowFigures {
+    /// All builds.
+    pub fn builds(&self) -> u64 {
+        self.builds_by_status.iter().sum()
+    }
+
+    /// Cost of one waste class.
+    pub fn waste_cost(&self, class: WasteClass) -> f64 {
+        self.cost_by_waste[waste_index(class)]
+    }
+
+    /// Cost of every class but `none`.
+    pub fn total_waste_cost(&self) -> f64 {
+        WasteClass::WASTE.iter().map(|c| self.waste_cost(*c)).sum()
+    }
+
+    fn add(&mut self, status: Status, waste: WasteClass, builds: u64, cost: f64) {
+        self.cost_eur += cost;
+        self.builds_by_status[status_index(status)] += builds;
+        self.cost_by_waste[waste_index(waste)] += cost;
+    }
+
+    fn merge(&mut self, other: &WindowFigures) {
+        self.cost_eur += other.cost_eur;
+        for (a, b) in self.builds_by_status.iter_mut().zip(other.builds_by_status) {
+            *a += b;
+        }
+        for (a, b) in self.cost_by_waste.iter_mut().zip(other.cost_by_waste) {
+            *a += b;
+        }
+    }
+}
+
+fn status_index(s: Status) -> usize {
+    Status::ALL.iter().position(|x| *x == s).unwrap_or(0)
+}
+
+fn waste_index(w: WasteClass) -> usize {
+    WasteClass::ALL
+        .iter()
+        .position(|x| *x == w)
+        .unwrap_or(WasteClass::ALL.len() - 1)
+}
+
+/// A team's place against its peers (spec section 7). Only for eligible teams.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Baseline {
+    pub peer_group: String,
+    pub cost_per_developer_eur: f64,
+    pub zscore: f64,
+    pub expected_eur: f64,
+    pub lower_eur: f64,
+    pub upper_eur: f64,
+    /// `above`, `within` or `below`.
+    pub status: String,
+}
+
+impl Baseline {
+    /// -1 below, 0 within, 1 above.
+    pub fn status_value(&self) -> i8 {
+        match self.status.as_str() {
+            "above" => 1,
+            "below" => -1,
+            _ => 0,
+        }
+    }
+}
+
+/// One row of team figures: a team of at least the minimum size, or a merged `_small_teams`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeamFigures {
+    pub team: String,
+    pub product: String,
+    /// `None` for `_small_teams` (never exported).
+    pub developers: Option<u64>,
+    /// By window name (`7d`, `28d`).
+    pub windows: BTreeMap<&'static str, WindowFigures>,
+    pub baseline: Option<Baseline>,
+}
+
+impl TeamFigures {
+    /// Whether this is a merged row of small teams.
+    pub fn is_small_teams(&self) -> bool {
+        self.team == SMALL_TEAMS
+    }
+}
+
+/// Org totals.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OrgFigures {
+    /// Sum of team sizes over every team with builds in the 28-day window.
+    pub developers: u64,
+    pub windows: BTreeMap<&'static str, WindowFigures>,
+}
+
+impl OrgFigures {
+    /// Avoidable-failure cost / total cost (0 when nothing was spent).
+    pub fn northstar(&self, window: &str) -> f64 {
+        self.windows.get(window).map_or(0.0, |w| {
+            ratio(w.waste_cost(WasteClass::AvoidableFailure), w.cost_eur)
+        })
+    }
+
+    /// Waste cost / total cost (0 when nothing was spent).
+    pub fn waste_ratio(&self, window: &str) -> f64 {
+        self.windows
+            .get(window)
+            .map_or(0.0, |w| ratio(w.total_waste_cost(), w.cost_eur))
+    }
+
+    /// Builds / org developers / 28 over the 28-day window; `None` with no developers.
+    pub fn builds_per_developer_per_day(&self) -> Option<f64> {
+        let w = self.windows.get("28d")?;
+        (self.developers > 0).then(|| w.builds() as f64 / self.developers as f64 / 28.0)
+    }
+}
+
+fn ratio(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 {
+        part / whole
+    } else {
+        0.0
+    }
+}
+
+/// Every business figure at one instant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub at: DateTime<Utc>,
+    /// Team rows sorted by (team, product); small teams merged.
+    pub teams: Vec<TeamFigures>,
+    pub org: OrgFigures,
+}
+
+/// A team as the `teams` view gives it.
+#[derive(Debug, Clone)]
+struct TeamInfo {
+    product: String,
+    developers: u64,
+}
+
+impl Snapshot {
+    /// Computes the snapshot at the context's instant.
+    ///
+    /// # Errors
+    /// A query failed.
+    pub async fn compute(ctx: &BuildcostContext) -> Result<Snapshot> {
+        let at = ctx.at();
+        let min_size = u64::from(ctx.settings().min_team_size);
+        let teams = read_teams(
+            &ctx.sql("SELECT team, product, developers FROM teams ORDER BY team")
+                .await?,
+        )?;
+        let baselines = read_baselines(
+            &ctx.sql(
+                "SELECT team, peer_group, cost_per_developer_eur, zscore, expected_eur, lower_eur, upper_eur, status \
+                 FROM baseline ORDER BY team",
+            )
+            .await?,
+        )?;
+
+        // Where each team's figures go: its own row, or a small-teams row.
+        let mut small_by_product: BTreeMap<&str, u64> = BTreeMap::new();
+        for info in teams.values().filter(|i| i.developers < min_size) {
+            *small_by_product.entry(info.product.as_str()).or_default() += info.developers;
+        }
+        let row_of = |team: &str, info: &TeamInfo| -> (String, String) {
+            if info.developers >= min_size {
+                (team.to_owned(), info.product.clone())
+            } else if small_by_product
+                .get(info.product.as_str())
+                .copied()
+                .unwrap_or(0)
+                >= min_size
+            {
+                (SMALL_TEAMS.to_owned(), info.product.clone())
+            } else {
+                (SMALL_TEAMS.to_owned(), ALL_PRODUCTS.to_owned())
+            }
+        };
+
+        let mut rows: BTreeMap<(String, String), TeamFigures> = BTreeMap::new();
+        for (team, info) in &teams {
+            let key = row_of(team, info);
+            let small = key.0 == SMALL_TEAMS;
+            rows.entry(key.clone()).or_insert_with(|| TeamFigures {
+                team: key.0.clone(),
+                product: key.1.clone(),
+                developers: (!small).then_some(info.developers),
+                windows: WINDOWS
+                    .iter()
+                    .map(|(w, _)| (*w, WindowFigures::default()))
+                    .collect(),
+                baseline: if small {
+                    None
+                } else {
+                    baselines.get(team).cloned()
+                },
+            });
+        }
+
+        let mut org = OrgFigures {
+            developers: teams.values().map(|i| i.developers).sum(),
+            windows: BTreeMap::new(),
+        };
+        for (window, days) in WINDOWS {
+            let start = at - Duration::days(*days);
+            let batches = ctx
+                .template(WINDOW_TOTALS_SQL, &[("start", Param::Time(start))])
+                .await?;
+            let mut org_window = WindowFigures::default();
+            for (team, status, waste, builds, cost) in read_totals(&batches)? {
+                org_window.add(status, waste, builds, cost);
+                let Some(info) = teams.get(&team) else {
+                    continue; // cannot happen: every window lies inside the 28 days of `teams`
+                };
+                if let Some(row) = rows.get_mut(&row_of(&team, info)) {
+                    if let Some(w) = row.windows.get_mut(window) {
+                        w.add(status, waste, builds, cost);
+                    }
+                }
+            }
+            org.windows.insert(window, org_window);
+        }
+        Ok(Snapshot {
+            at,
+            teams: rows.into_values().collect(),
+            org,
+        })
+    }
+
+    /// Org totals over the team rows of one window (equal to [`OrgFigures`] up to rounding).
+    pub fn sum_of_rows(&self, window: &str) -> WindowFigures {
+        let mut total = WindowFigures::default();
+        for t in &self.teams {
+            if let Some(w) = t.windows.get(window) {
+                total.merge(w);
+            }
+        }
+        total
+    }
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a dyn Array> {
+    batch
+        .column_by_name(name)
+        .map(|c| c.as_ref())
+        .ok_or_else(|| Error::Shape(format!("no column `{name}`")))
+}
+
+fn strings<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a arrow::array::StringArray> {
+    column(batch, name)?
+        .as_string_opt::<i32>()
+        .ok_or_else(|| Error::Shape(format!("`{name}` is not a string column")))
+}
+
+fn floats<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a arrow::array::Float64Array> {
+    column(batch, name)?
+        .as_primitive_opt::<Float64Type>()
+        .ok_or_else(|| Error::Shape(format!("`{name}` is not a DOUBLE column")))
+}
+
+fn integer(batch: &RecordBatch, name: &str, row: usize) -> Result<u64> {
+    let c = column(batch, name)?;
+    if let Some(a) = c.as_primitive_opt::<Int64Type>() {
+        return Ok(u64::try_from(a.value(row)).unwrap_or(0));
+    }
+    if let Some(a) = c.as_primitive_opt::<UInt64Type>() {
+        return Ok(a.value(row));
+    }
+    Err(Error::Shape(format!("`{name}` is not an integer column")))
+}
+
+fn read_teams(batches: &[RecordBatch]) -> Result<BTreeMap<String, TeamInfo>> {
+    let mut teams = BTreeMap::new();
+    for b in batches {
+        let (team, product) = (strings(b, "team")?, strings(b, "product")?);
+        for i in 0..b.num_rows() {
+            teams.insert(
+                team.value(i).to_owned(),
+                TeamInfo {
+                    product: product.value(i).to_owned(),
+                    developers: integer(b, "developers", i)?,
+                },
+            );
+        }
+    }
+    Ok(teams)
+}
+
+fn read_baselines(batches: &[RecordBatch]) -> Result<BTreeMap<String, Baseline>> {
+    let mut out = BTreeMap::new();
+    for b in batches {
+        let team = strings(b, "team")?;
+        let group = strings(b, "peer_group")?;
+        let status = strings(b, "status")?;
+        let (cpd, z, e, lo, hi) = (
+            floats(b, "cost_per_developer_eur")?,
+            floats(b, "zscore")?,
+            floats(b, "expected_eur")?,
+            floats(b, "lower_eur")?,
+            floats(b, "upper_eur")?,
+        );
+        for i in 0..b.num_rows() {
+            out.insert(
+                team.value(i).to_owned(),
+                Baseline {
+                    peer_group: group.value(i).to_owned(),
+                    cost_per_developer_eur: cpd.value(i),
+                    zscore: z.value(i),
+                    expected_eur: e.value(i),
+                    lower_eur: lo.value(i),
+                    upper_eur: hi.value(i),
+                    status: status.value(i).to_owned(),
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+type Totals = (String, Status, WasteClass, u64, f64);
+
+fn read_totals(batches: &[RecordBatch]) -> Result<Vec<Totals>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let (team, status, waste, cost) = (
+            strings(b, "team")?,
+            strings(b, "status")?,
+            strings(b, "waste_class")?,
+            floats(b, "cost_eur")?,
+        );
+        for i in 0..b.num_rows() {
+            let s = Status::parse(status.value(i)).ok_or_else(|| {
+                Error::Shape(format!("unknown status `{}` in the store", status.value(i)))
+            })?;
+            let w = WasteClass::parse(waste.value(i))
+                .ok_or_else(|| Error::Shape(format!("unknown waste class `{}`", waste.value(i))))?;
+            out.push((
+                team.value(i).to_owned(),
+                s,
+                w,
+                integer(b, "builds", i)?,
+                cost.value(i),
+            ));
+        }
+    }
+    Ok(out)
+}
