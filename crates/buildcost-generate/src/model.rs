@@ -204,15 +204,15 @@ impl Generator {
                 self.recent.pop_front();
             }
         }
-        events.sort_by(|a, b| a.0.cmp(&b.0));
+        events.sort_by_key(|a| a.0);
         let mut lines: Vec<String> = events.into_iter().map(|(_, l)| l).collect();
         let extra_dup = (f64::from(n) * self.config.duplicate_ratio).round() as usize;
         for _ in 0..extra_dup {
-            if let Some(e) = self
-                .recent
-                .iter()
-                .nth(self.rng.random_range(0..self.recent.len()))
-            {
+            if self.recent.is_empty() {
+                break;
+            }
+            let pick = self.rng.random_range(0..self.recent.len());
+            if let Some(e) = self.recent.get(pick) {
                 let at = self.rng.random_range(0..=lines.len());
                 lines.insert(at, e.to_string());
                 stats.duplicates += 1;

@@ -54,7 +54,7 @@ pub fn ingest_ndjson(
             line: number,
         };
         ingestor.push(message, &origin, now, dead_letters)?;
-        if number % 4096 == 0 {
+        if number.is_multiple_of(4096) {
             progress(bytes_read);
         }
     }

@@ -1,4 +1,5 @@
 //! The JSON Schema in `schemas/` and the decoder agree on the example events beside it.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::path::PathBuf;
 

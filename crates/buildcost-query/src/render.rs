@@ -1,6 +1,10 @@
 //! Query results as a table, CSV or JSON.
 
-use arrow::array::RecordBatch;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, StringBuilder};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use crate::Result;
 
@@ -27,7 +31,7 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
                     .with_header(true)
                     .build(&mut out);
                 for b in batches {
-                    writer.write(b)?;
+                    writer.write(&flatten_nested(b)?)?;
                 }
             }
             if batches.is_empty() {
@@ -47,4 +51,34 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
             Ok(String::from_utf8_lossy(&out).into_owned())
         }
     }
+}
+
+/// CSV has no nested types: maps, structs and lists become their display text (`{k: v}`).
+fn flatten_nested(batch: &RecordBatch) -> Result<RecordBatch> {
+    let nested = |t: &DataType| t.is_nested();
+    if !batch.schema().fields().iter().any(|f| nested(f.data_type())) {
+        return Ok(batch.clone());
+    }
+    let options = FormatOptions::default();
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if !nested(field.data_type()) {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+            continue;
+        }
+        let formatter = ArrayFormatter::try_new(column.as_ref(), &options)?;
+        let mut text = StringBuilder::new();
+        for i in 0..column.len() {
+            if column.is_null(i) {
+                text.append_null();
+            } else {
+                text.append_value(formatter.value(i).to_string());
+            }
+        }
+        fields.push(Field::new(field.name(), DataType::Utf8, true));
+        columns.push(Arc::new(text.finish()));
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
 }

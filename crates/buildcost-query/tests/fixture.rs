@@ -3,6 +3,7 @@
 //! Prices: the default runner costs €1 per CPU-hour with 1 CPU and nothing else, so a default
 //! build costs its hours; class `big` has 4 CPUs and €0.50 per build. min_team_size = 2,
 //! min_peers = 2, k = 2. The instant is 2026-11-02T00:00Z: 7d starts 10-26, 28d starts 10-05.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use buildcost_ingest::{ingest_ndjson, Ingestor, MemoryDeadLetters};
 use buildcost_model::config::{BaselineConfig, PricingConfig, RunnerPrice};

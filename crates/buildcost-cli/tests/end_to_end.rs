@@ -1,0 +1,215 @@
+//! The binary end to end: generate → ingest → metrics, checked against an independent
+//! implementation of the spec (Python), DuckDB reading the store, and promtool.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod common;
+
+use std::process::Stdio;
+
+use chrono::{DurationRound, TimeDelta, Utc};
+use common::*;
+
+struct Workload {
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    events: std::path::PathBuf,
+    at: String,
+}
+
+fn workload(seed: u64, days: u32, per_day: u32) -> Workload {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let events = dir.path().join("events.ndjson");
+    let at = Utc::now().duration_trunc(TimeDelta::minutes(1)).unwrap().to_rfc3339();
+    run_ok(buildcost().args(["generate", "--seed", &seed.to_string(), "--days", &days.to_string()]).args([
+        "--builds-per-day",
+        &per_day.to_string(),
+        "--teams",
+        "45",
+        "--invalid-ratio",
+        "0.03",
+        "--duplicate-ratio",
+        "0.02",
+        "--end",
+        &at,
+    ])
+    .arg("--out")
+    .arg(&events)
+    .arg("--teams-file")
+    .arg(dir.path().join("teams.csv")));
+    Workload { dir, config, events, at }
+}
+
+fn ingest(w: &Workload) -> (serde_json::Value, String) {
+    let out = run_ok(buildcost().arg("--config").arg(&w.config).args(["ingest", "--input"]).arg(&w.events));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let last = stdout.lines().last().expect("a summary line");
+    (serde_json::from_str(last).expect("the last line is JSON"), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn metrics(w: &Workload) -> String {
+    let out = run_ok(buildcost().arg("--config").arg(&w.config).args(["metrics", "--at", &w.at]));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn generated_workload_matches_the_reference_implementation() {
+    let w = workload(7, 35, 400);
+    let (summary, ingest_log) = ingest(&w);
+    let accepted = summary["accepted"].as_u64().unwrap();
+    assert_eq!(accepted, 35 * 400, "{summary}");
+    for reason in ["too_large", "invalid_json", "unsupported_version", "missing_field", "invalid_field", "invalid_timestamp"] {
+        assert!(summary["rejected_by_reason"][reason].as_u64().unwrap() > 0, "no {reason} in {summary}");
+    }
+    let text = metrics(&w);
+    let metrics_path = w.dir.path().join("metrics.prom");
+    std::fs::write(&metrics_path, &text).unwrap();
+    let summary_path = w.dir.path().join("summary.json");
+    std::fs::write(&summary_path, summary.to_string()).unwrap();
+
+    // Deterministic: the same store and instant give the same bytes.
+    assert_eq!(metrics(&w), text);
+
+    if let Some(python) = python_with(&[]) {
+        let out = std::process::Command::new(python)
+            .arg(reference_dir().join("buildcost_reference.py"))
+            .arg("--events")
+            .arg(&w.events)
+            .arg("--config")
+            .arg(&w.config)
+            .args(["--at", &w.at])
+            .arg("--metrics")
+            .arg(&metrics_path)
+            .arg("--summary")
+            .arg(&summary_path)
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "the reference implementation disagrees:\n{report}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(report.contains("\"problems\": 0"), "{report}");
+    }
+
+    if let Some(promtool) = external_tool("PROMTOOL", "promtool", &["--version"]) {
+        let mut child = std::process::Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "promtool check metrics: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+
+    if let Some(python) = python_with(&["duckdb"]) {
+        let out = std::process::Command::new(python)
+            .arg(reference_dir().join("read_store.py"))
+            .arg(w.dir.path().join("store"))
+            .arg(&w.events)
+            .arg(accepted.to_string())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "DuckDB: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+
+    // Privacy: no raw author anywhere we write.
+    let authors = raw_authors(&w.events);
+    assert!(authors.len() > 50, "the workload has authors to look for");
+    let mut haystacks = vec![("metrics".to_owned(), text.to_lowercase()), ("ingest log".to_owned(), ingest_log.to_lowercase())];
+    for entry in std::fs::read_dir(w.dir.path().join("store/dead-letter")).unwrap() {
+        let path = entry.unwrap().path();
+        haystacks.push((path.display().to_string(), std::fs::read_to_string(&path).unwrap().to_lowercase()));
+    }
+    let dump = run_ok(buildcost().arg("--config").arg(&w.config).args(["query", "SELECT * FROM raw_builds", "--format", "csv"]));
+    haystacks.push(("raw_builds".to_owned(), String::from_utf8_lossy(&dump.stdout).to_lowercase()));
+    for (name, hay) in &haystacks {
+        let leaked: Vec<_> = authors.iter().filter(|a| hay.contains(a.as_str())).collect();
+        assert!(leaked.is_empty(), "{} raw authors leaked into {name}", leaked.len());
+    }
+    // Every dead letter says why and where.
+    let dead: usize = haystacks.iter().filter(|(n, _)| n.ends_with(".ndjson")).map(|(_, h)| h.lines().count()).sum();
+    assert_eq!(dead as u64, summary["rejected"].as_u64().unwrap());
+}
+
+#[test]
+fn a_second_ingest_of_the_same_events_stores_nothing_twice() {
+    let w = workload(11, 10, 150);
+    let (first, _) = ingest(&w);
+    let before = metrics(&w);
+    let (second, _) = ingest(&w);
+    assert_eq!(second["accepted"], 0, "{second}");
+    assert_eq!(
+        second["duplicates"].as_u64().unwrap(),
+        first["accepted"].as_u64().unwrap() + first["duplicates"].as_u64().unwrap()
+    );
+    assert_eq!(second["rejected"], first["rejected"]);
+    assert_eq!(metrics(&w), before);
+    let out = run_ok(buildcost().arg("--config").arg(&w.config).args([
+        "query",
+        "SELECT COUNT(*) AS n, COUNT(DISTINCT event_id) AS d FROM raw_builds",
+        "--format",
+        "json",
+    ]));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["n"], first["accepted"]);
+    assert_eq!(rows[0]["d"], first["accepted"]);
+}
+
+#[test]
+fn ingest_reads_stdin_and_skips_blank_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let event = r#"{"schema_version":1,"event_id":"e1","source":"gitlab","build_id":"1","pipeline":"p","repository":"r","team":"t","started_at":"2026-11-01T10:00:00Z","finished_at":"2026-11-01T10:30:00Z","status":"success","runner_class":"small"}"#;
+    let input = format!("{event}\n\n   \n{{oops\n{event}\r\n");
+    let mut child = buildcost()
+        .arg("--config")
+        .arg(&config)
+        .args(["ingest", "--input", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let summary: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii_end()).unwrap();
+    assert_eq!(summary["accepted"], 1);
+    assert_eq!(summary["duplicates"], 1);
+    assert_eq!(summary["rejected_by_reason"]["invalid_json"], 1);
+    let dead = std::fs::read_dir(dir.path().join("store/dead-letter")).unwrap().next().unwrap().unwrap().path();
+    let letter: serde_json::Value = serde_json::from_str(std::fs::read_to_string(dead).unwrap().trim()).unwrap();
+    assert_eq!(letter["reason"], "invalid_json");
+    assert_eq!(letter["origin"]["file"], "-");
+    assert_eq!(letter["origin"]["line"], 4);
+}
+
+#[test]
+fn configuration_errors_name_the_key_and_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    for (extra, key) in [("[baseline]\nk_sgima = 3\n", "k_sgima"), ("[refresh]\ninterval = \"often\"\n", "refresh.interval")] {
+        let config = dir.path().join("bad.toml");
+        std::fs::write(&config, extra).unwrap();
+        let out = buildcost().arg("--config").arg(&config).args(["metrics"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "{err}");
+    }
+    let out = buildcost().args(["--config", "/nonexistent/buildcost.toml", "metrics"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/buildcost.toml"));
+}
+
+#[test]
+fn help_explains_every_command() {
+    let out = run_ok(buildcost().arg("--help"));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for command in ["demo", "ingest", "metrics", "query", "generate"] {
+        assert!(help.contains(command), "{help}");
+    }
+    let out = run_ok(buildcost().args(["query", "--help"]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("baseline"));
+}
