@@ -7,7 +7,8 @@ use std::process::{Command, Output, Stdio};
 /// The `buildcost` binary under test.
 pub fn buildcost() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_buildcost"));
-    c.env_remove("BUILDCOST_CONFIG").env("BUILDCOST_LOG", "info");
+    c.env_remove("BUILDCOST_CONFIG")
+        .env("BUILDCOST_LOG", "info");
     c
 }
 
@@ -32,7 +33,9 @@ pub fn tools_required() -> bool {
 /// An external program found through `env_var` or on the PATH; `None` (with a loud message)
 /// when missing, or a failed test when CI requires it.
 pub fn external_tool(env_var: &str, name: &str, probe: &[&str]) -> Option<PathBuf> {
-    let candidate = std::env::var_os(env_var).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(name));
+    let candidate = std::env::var_os(env_var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(name));
     let works = Command::new(&candidate)
         .args(probe)
         .stdout(Stdio::null())
@@ -45,7 +48,10 @@ pub fn external_tool(env_var: &str, name: &str, probe: &[&str]) -> Option<PathBu
     let message = format!(
         "SKIPPED: `{name}` is not available (set {env_var} or install it; `.ci/run` does); this check did not run"
     );
-    assert!(!tools_required(), "{message}, and BUILDCOST_REQUIRE_TOOLS=1 requires it");
+    assert!(
+        !tools_required(),
+        "{message}, and BUILDCOST_REQUIRE_TOOLS=1 requires it"
+    );
     eprintln!("\n!!!!! {message} !!!!!\n");
     None
 }
@@ -55,12 +61,21 @@ pub fn python_with(modules: &[&str]) -> Option<PathBuf> {
     let python = external_tool("BUILDCOST_PYTHON", "python3", &["-c", "import tomllib"])?;
     let import = format!("import {}", modules.join(", "));
     if modules.is_empty()
-        || Command::new(&python).args(["-c", &import]).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+        || Command::new(&python)
+            .args(["-c", &import])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     {
         return Some(python);
     }
-    let message = format!("SKIPPED: python modules {modules:?} are missing (pip install them; `.ci/run` does)");
-    assert!(!tools_required(), "{message}, and BUILDCOST_REQUIRE_TOOLS=1 requires them");
+    let message = format!(
+        "SKIPPED: python modules {modules:?} are missing (pip install them; `.ci/run` does)"
+    );
+    assert!(
+        !tools_required(),
+        "{message}, and BUILDCOST_REQUIRE_TOOLS=1 requires them"
+    );
     eprintln!("\n!!!!! {message} !!!!!\n");
     None
 }
@@ -76,7 +91,11 @@ pub fn raw_authors(events: &Path) -> Vec<String> {
     let mut authors: Vec<String> = text
         .split(|b| *b == b'\n')
         .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
-        .filter_map(|v| v.get("author").and_then(|a| a.as_str()).map(|a| a.trim().to_lowercase()))
+        .filter_map(|v| {
+            v.get("author")
+                .and_then(|a| a.as_str())
+                .map(|a| a.trim().to_lowercase())
+        })
         .collect();
     authors.sort();
     authors.dedup();
@@ -85,7 +104,9 @@ pub fn raw_authors(events: &Path) -> Vec<String> {
 
 /// The demo configuration with the store in `dir`, written to `dir/buildcost.toml`.
 pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
-    let template = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo.toml")).unwrap();
+    let template =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo.toml"))
+            .unwrap();
     let path = dir.join("buildcost.toml");
     std::fs::write(&path, format!("{template}\n{extra}")).unwrap();
     path

@@ -20,35 +20,67 @@ fn workload(seed: u64, days: u32, per_day: u32) -> Workload {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");
     let events = dir.path().join("events.ndjson");
-    let at = Utc::now().duration_trunc(TimeDelta::minutes(1)).unwrap().to_rfc3339();
-    run_ok(buildcost().args(["generate", "--seed", &seed.to_string(), "--days", &days.to_string()]).args([
-        "--builds-per-day",
-        &per_day.to_string(),
-        "--teams",
-        "45",
-        "--invalid-ratio",
-        "0.03",
-        "--duplicate-ratio",
-        "0.02",
-        "--end",
-        &at,
-    ])
-    .arg("--out")
-    .arg(&events)
-    .arg("--teams-file")
-    .arg(dir.path().join("teams.csv")));
-    Workload { dir, config, events, at }
+    let at = Utc::now()
+        .duration_trunc(TimeDelta::minutes(1))
+        .unwrap()
+        .to_rfc3339();
+    run_ok(
+        buildcost()
+            .args([
+                "generate",
+                "--seed",
+                &seed.to_string(),
+                "--days",
+                &days.to_string(),
+            ])
+            .args([
+                "--builds-per-day",
+                &per_day.to_string(),
+                "--teams",
+                "45",
+                "--invalid-ratio",
+                "0.03",
+                "--duplicate-ratio",
+                "0.02",
+                "--end",
+                &at,
+            ])
+            .arg("--out")
+            .arg(&events)
+            .arg("--teams-file")
+            .arg(dir.path().join("teams.csv")),
+    );
+    Workload {
+        dir,
+        config,
+        events,
+        at,
+    }
 }
 
 fn ingest(w: &Workload) -> (serde_json::Value, String) {
-    let out = run_ok(buildcost().arg("--config").arg(&w.config).args(["ingest", "--input"]).arg(&w.events));
+    let out = run_ok(
+        buildcost()
+            .arg("--config")
+            .arg(&w.config)
+            .args(["ingest", "--input"])
+            .arg(&w.events),
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let last = stdout.lines().last().expect("a summary line");
-    (serde_json::from_str(last).expect("the last line is JSON"), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        serde_json::from_str(last).expect("the last line is JSON"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn metrics(w: &Workload) -> String {
-    let out = run_ok(buildcost().arg("--config").arg(&w.config).args(["metrics", "--at", &w.at]));
+    let out = run_ok(
+        buildcost()
+            .arg("--config")
+            .arg(&w.config)
+            .args(["metrics", "--at", &w.at]),
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -58,8 +90,18 @@ fn generated_workload_matches_the_reference_implementation() {
     let (summary, ingest_log) = ingest(&w);
     let accepted = summary["accepted"].as_u64().unwrap();
     assert_eq!(accepted, 35 * 400, "{summary}");
-    for reason in ["too_large", "invalid_json", "unsupported_version", "missing_field", "invalid_field", "invalid_timestamp"] {
-        assert!(summary["rejected_by_reason"][reason].as_u64().unwrap() > 0, "no {reason} in {summary}");
+    for reason in [
+        "too_large",
+        "invalid_json",
+        "unsupported_version",
+        "missing_field",
+        "invalid_field",
+        "invalid_timestamp",
+    ] {
+        assert!(
+            summary["rejected_by_reason"][reason].as_u64().unwrap() > 0,
+            "no {reason} in {summary}"
+        );
     }
     let text = metrics(&w);
     let metrics_path = w.dir.path().join("metrics.prom");
@@ -85,7 +127,11 @@ fn generated_workload_matches_the_reference_implementation() {
             .output()
             .unwrap();
         let report = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "the reference implementation disagrees:\n{report}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "the reference implementation disagrees:\n{report}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(report.contains("\"problems\": 0"), "{report}");
     }
 
@@ -98,9 +144,19 @@ fn generated_workload_matches_the_reference_implementation() {
             .spawn()
             .unwrap();
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "promtool check metrics: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "promtool check metrics: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     if let Some(python) = python_with(&["duckdb"]) {
@@ -111,25 +167,55 @@ fn generated_workload_matches_the_reference_implementation() {
             .arg(accepted.to_string())
             .output()
             .unwrap();
-        assert!(out.status.success(), "DuckDB: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "DuckDB: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     // Privacy: no raw author anywhere we write.
     let authors = raw_authors(&w.events);
     assert!(authors.len() > 50, "the workload has authors to look for");
-    let mut haystacks = vec![("metrics".to_owned(), text.to_lowercase()), ("ingest log".to_owned(), ingest_log.to_lowercase())];
+    let mut haystacks = vec![
+        ("metrics".to_owned(), text.to_lowercase()),
+        ("ingest log".to_owned(), ingest_log.to_lowercase()),
+    ];
     for entry in std::fs::read_dir(w.dir.path().join("store/dead-letter")).unwrap() {
         let path = entry.unwrap().path();
-        haystacks.push((path.display().to_string(), std::fs::read_to_string(&path).unwrap().to_lowercase()));
+        haystacks.push((
+            path.display().to_string(),
+            std::fs::read_to_string(&path).unwrap().to_lowercase(),
+        ));
     }
-    let dump = run_ok(buildcost().arg("--config").arg(&w.config).args(["query", "SELECT * FROM raw_builds", "--format", "csv"]));
-    haystacks.push(("raw_builds".to_owned(), String::from_utf8_lossy(&dump.stdout).to_lowercase()));
+    let dump = run_ok(buildcost().arg("--config").arg(&w.config).args([
+        "query",
+        "SELECT * FROM raw_builds",
+        "--format",
+        "csv",
+    ]));
+    haystacks.push((
+        "raw_builds".to_owned(),
+        String::from_utf8_lossy(&dump.stdout).to_lowercase(),
+    ));
     for (name, hay) in &haystacks {
-        let leaked: Vec<_> = authors.iter().filter(|a| hay.contains(a.as_str())).collect();
-        assert!(leaked.is_empty(), "{} raw authors leaked into {name}", leaked.len());
+        let leaked: Vec<_> = authors
+            .iter()
+            .filter(|a| hay.contains(a.as_str()))
+            .collect();
+        assert!(
+            leaked.is_empty(),
+            "{} raw authors leaked into {name}",
+            leaked.len()
+        );
     }
     // Every dead letter says why and where.
-    let dead: usize = haystacks.iter().filter(|(n, _)| n.ends_with(".ndjson")).map(|(_, h)| h.lines().count()).sum();
+    let dead: usize = haystacks
+        .iter()
+        .filter(|(n, _)| n.ends_with(".ndjson"))
+        .map(|(_, h)| h.lines().count())
+        .sum();
     assert_eq!(dead as u64, summary["rejected"].as_u64().unwrap());
 }
 
@@ -173,15 +259,26 @@ fn ingest_reads_stdin_and_skips_blank_lines() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let summary: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii_end()).unwrap();
     assert_eq!(summary["accepted"], 1);
     assert_eq!(summary["duplicates"], 1);
     assert_eq!(summary["rejected_by_reason"]["invalid_json"], 1);
-    let dead = std::fs::read_dir(dir.path().join("store/dead-letter")).unwrap().next().unwrap().unwrap().path();
-    let letter: serde_json::Value = serde_json::from_str(std::fs::read_to_string(dead).unwrap().trim()).unwrap();
+    let dead = std::fs::read_dir(dir.path().join("store/dead-letter"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let letter: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(dead).unwrap().trim()).unwrap();
     assert_eq!(letter["reason"], "invalid_json");
     assert_eq!(letter["origin"]["file"], "-");
     assert_eq!(letter["origin"]["line"], 4);
@@ -190,15 +287,26 @@ fn ingest_reads_stdin_and_skips_blank_lines() {
 #[test]
 fn configuration_errors_name_the_key_and_fail() {
     let dir = tempfile::tempdir().unwrap();
-    for (extra, key) in [("[baseline]\nk_sgima = 3\n", "k_sgima"), ("[refresh]\ninterval = \"often\"\n", "refresh.interval")] {
+    for (extra, key) in [
+        ("[baseline]\nk_sgima = 3\n", "k_sgima"),
+        ("[refresh]\ninterval = \"often\"\n", "refresh.interval"),
+    ] {
         let config = dir.path().join("bad.toml");
         std::fs::write(&config, extra).unwrap();
-        let out = buildcost().arg("--config").arg(&config).args(["metrics"]).output().unwrap();
+        let out = buildcost()
+            .arg("--config")
+            .arg(&config)
+            .args(["metrics"])
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(key), "{err}");
     }
-    let out = buildcost().args(["--config", "/nonexistent/buildcost.toml", "metrics"]).output().unwrap();
+    let out = buildcost()
+        .args(["--config", "/nonexistent/buildcost.toml", "metrics"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/buildcost.toml"));
 }

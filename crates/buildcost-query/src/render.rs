@@ -56,7 +56,12 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
 /// CSV has no nested types: maps, structs and lists become their display text (`{k: v}`).
 fn flatten_nested(batch: &RecordBatch) -> Result<RecordBatch> {
     let nested = |t: &DataType| t.is_nested();
-    if !batch.schema().fields().iter().any(|f| nested(f.data_type())) {
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| nested(f.data_type()))
+    {
         return Ok(batch.clone());
     }
     let options = FormatOptions::default();
@@ -80,5 +85,8 @@ fn flatten_nested(batch: &RecordBatch) -> Result<RecordBatch> {
         fields.push(Field::new(field.name(), DataType::Utf8, true));
         columns.push(Arc::new(text.finish()));
     }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
