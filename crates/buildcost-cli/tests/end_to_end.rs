@@ -321,3 +321,53 @@ fn help_explains_every_command() {
     let out = run_ok(buildcost().args(["query", "--help"]));
     assert!(String::from_utf8_lossy(&out.stdout).contains("baseline"));
 }
+
+#[test]
+fn kafka_ingest_stops_cleanly_on_sigterm_and_prints_its_summary() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    // librdkafka's built-in mock cluster stands in for the brokers.
+    let config = write_config(
+        dir.path(),
+        "[kafka]\nbrokers = \"localhost:9\"\n[kafka.properties]\n\"test.mock.num.brokers\" = \"1\"\n",
+    );
+    let mut child = buildcost()
+        .arg("--config")
+        .arg(&config)
+        .arg("ingest")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("buildcost ingest never said it was consuming");
+        if line.contains("consuming") {
+            break;
+        }
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit status {}", out.status);
+    let summary: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii_end()).unwrap();
+    assert_eq!(summary["accepted"], 0);
+    assert_eq!(summary["rejected"], 0);
+}

@@ -13,6 +13,14 @@ pub enum Error {
     #[error(transparent)]
     Model(#[from] buildcost_model::Error),
 
+    /// A Kafka client operation failed.
+    #[error("Kafka: could not {context}: {source}")]
+    Kafka {
+        context: &'static str,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+
     /// Reading the input or writing a dead letter failed.
     #[error("{action} `{path}`: {source}")]
     Io {

@@ -1,12 +1,13 @@
 //! The core of every source: decode, de-duplicate, batch by day, write, dead-letter.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use buildcost_model::{BatchBuilder, Decoder, RejectCounts};
+use buildcost_model::{Decoder, RejectCounts};
 use buildcost_store::{EventIndex, Store};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+use crate::day_batches::DayBatches;
 use crate::dead_letter::{DeadLetter, DeadLetterSink, Origin};
 use crate::Result;
 
@@ -27,6 +28,8 @@ pub struct IngestSummary {
     /// Accepted builds whose runner class is not in the price table (priced at `pricing.default`).
     pub unpriced: u64,
     pub files_written: u64,
+    /// Rejected messages confirmed by the dead-letter sink (Kafka; the file sink counts in `rejected`).
+    pub dead_lettered: u64,
     pub rows_written: u64,
 }
 
@@ -61,8 +64,7 @@ pub struct Ingestor<'s> {
     store: &'s Store,
     index: EventIndex,
     priced_classes: Option<BTreeSet<String>>,
-    pending: BTreeMap<NaiveDate, (BatchBuilder, Vec<String>)>,
-    pending_rows: usize,
+    pending: DayBatches,
     batch_rows: usize,
     file_prefix: String,
     next_file: u64,
@@ -83,8 +85,7 @@ impl<'s> Ingestor<'s> {
             store,
             index,
             priced_classes: None,
-            pending: BTreeMap::new(),
-            pending_rows: 0,
+            pending: DayBatches::default(),
             batch_rows: 100_000,
             file_prefix: file_prefix.into(),
             next_file: 0,
@@ -138,14 +139,8 @@ impl<'s> Ingestor<'s> {
             }
         }
         self.summary.accepted += 1;
-        let (builder, ids) = self
-            .pending
-            .entry(row.day())
-            .or_insert_with(|| (BatchBuilder::new(), Vec::new()));
-        builder.append(&row);
-        ids.push(row.event_id);
-        self.pending_rows += 1;
-        if self.pending_rows >= self.batch_rows {
+        self.pending.push(row);
+        if self.pending.len() >= self.batch_rows {
             self.flush(dead_letters)?;
         }
         Ok(Outcome::Accepted)
@@ -158,37 +153,18 @@ impl<'s> Ingestor<'s> {
     pub fn flush(&mut self, dead_letters: &mut dyn DeadLetterSink) -> Result<()> {
         dead_letters.flush()?;
         let pending = std::mem::take(&mut self.pending);
-        self.pending_rows = 0;
-        let mut result = Ok(());
-        for (day, (mut builder, ids)) in pending {
-            if result.is_err() {
-                ids.iter().for_each(|id| self.index.remove(id));
-                continue;
-            }
-            let name = format!("{}-{:06}", self.file_prefix, self.next_file);
-            let written = builder
-                .finish()
-                .map_err(crate::Error::from)
-                .and_then(|batch| {
-                    Ok((
-                        batch.num_rows(),
-                        self.store.write_batch(day, &name, &batch)?,
-                    ))
-                });
-            match written {
-                Ok((rows, path)) => {
-                    tracing::debug!(path = %path.display(), rows, "wrote partition file");
-                    self.next_file += 1;
-                    self.summary.files_written += 1;
-                    self.summary.rows_written += rows as u64;
-                }
-                Err(e) => {
-                    ids.iter().for_each(|id| self.index.remove(id));
-                    result = Err(e);
-                }
-            }
+        let (prefix, next) = (&self.file_prefix, &mut self.next_file);
+        let written = pending.write(self.store, &mut self.index, |_| {
+            let name = format!("{prefix}-{next:06}");
+            *next += 1;
+            name
+        })?;
+        for (path, rows) in written {
+            tracing::debug!(path = %path.display(), rows, "wrote partition file");
+            self.summary.files_written += 1;
+            self.summary.rows_written += rows as u64;
         }
-        result
+        Ok(())
     }
 
     /// Flushes and returns the final counts.

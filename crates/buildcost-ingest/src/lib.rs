@@ -23,15 +23,19 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod day_batches;
 mod dead_letter;
 mod error;
 mod ingestor;
+mod kafka;
 mod ndjson;
 
+pub use day_batches::DayBatches;
 pub use dead_letter::{
     safe_payload, DeadLetter, DeadLetterSink, FileDeadLetters, MemoryDeadLetters, Origin,
     SafePayload, MAX_DEAD_PAYLOAD_BYTES, STRIPPED_FIELDS,
 };
 pub use error::{Error, Result};
 pub use ingestor::{IngestSummary, Ingestor, Outcome};
+pub use kafka::{IngestContext, KafkaIngest, KafkaSettings};
 pub use ndjson::ingest_ndjson;

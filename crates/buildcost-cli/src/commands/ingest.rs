@@ -13,10 +13,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// `ingest` options.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Without --input, consumes the [kafka] topic in its consumer group until SIGTERM or Ctrl-C, \
+committing offsets only after the Parquet files holding them are durable; rejected messages go to the \
+dead-letter topic. Several ingesters may share a group and a store."
+)]
 pub struct Args {
-    /// NDJSON file of build events, one per line; `-` reads standard input.
+    /// NDJSON file of build events, one per line; `-` reads standard input. Without it: Kafka.
     #[arg(long, short, value_name = "FILE|-")]
-    pub input: PathBuf,
+    pub input: Option<PathBuf>,
     /// Hide the progress bar even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
@@ -164,7 +169,47 @@ pub fn ingest_file(config: &Config, input: &Path, show_progress: bool) -> Result
 pub fn run(config_path: Option<&Path>, args: Args) -> Result<()> {
     let (config, source) = crate::config::load(config_path)?;
     tracing::debug!(config = %source, "configuration loaded");
-    let summary = ingest_file(&config, &args.input, !args.no_progress)?;
+    let summary = match &args.input {
+        Some(input) => ingest_file(&config, input, !args.no_progress)?,
+        None => ingest_kafka(&config)?,
+    };
     println!("{}", summary.to_json());
     Ok(())
+}
+
+/// The Kafka settings of a configuration.
+pub fn kafka_settings(config: &Config) -> buildcost_ingest::KafkaSettings {
+    buildcost_ingest::KafkaSettings {
+        brokers: config.kafka.brokers.clone(),
+        topic: config.kafka.topic.clone(),
+        group_id: config.kafka.group_id.clone(),
+        dead_letter_topic: config.kafka.dead_letter_topic.clone(),
+        properties: config.kafka.properties.clone(),
+        batch_messages: config.ingest.batch_rows,
+        linger: std::time::Duration::from_secs(2),
+    }
+}
+
+/// Consumes the configured topic until SIGTERM or Ctrl-C; returns the counts.
+///
+/// # Errors
+/// The consumer cannot be created, or the store or dead-letter topic failed.
+pub fn ingest_kafka(config: &Config) -> Result<IngestSummary> {
+    let store = Store::open(&config.store.path)?;
+    let decoder = decoder(config)?;
+    let index = store.load_index()?;
+    super::runtime()?.block_on(async {
+        let mut ingest = buildcost_ingest::KafkaIngest::new(kafka_settings(config), decoder, store, index)?;
+        let summary = ingest.summary();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            super::shutdown_signal().await;
+            tracing::info!("stopping: flushing and committing what is pending");
+            let _ = stop.send(true);
+        });
+        tracing::info!(topic = %config.kafka.topic, group = %config.kafka.group_id, brokers = %config.kafka.brokers, "consuming");
+        ingest.run(stopped).await?;
+        let counts = summary.lock().map(|s| s.clone()).unwrap_or_default();
+        anyhow::Ok(counts)
+    })
 }

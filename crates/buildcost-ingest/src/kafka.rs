@@ -1,0 +1,440 @@
+//! The Kafka source: a consumer in a consumer group that stores builds durably before it
+//! commits their offsets.
+//!
+//! Delivery: at-least-once from the broker, exactly-once in the figures. Messages are batched per
+//! partition; a batch becomes one Parquet file per day, named from (topic, partition, first
+//! offset, last offset), and only once those files are durable is `last + 1` committed. After a
+//! crash the uncommitted messages come again: their ids are already in the store's index (or the
+//! same file name is rewritten), and the `builds` view keeps one row per `event_id` in any case.
+//! Rejected messages go to the dead-letter topic, with the reason and where they came from in
+//! headers, before the offsets past them are committed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use buildcost_model::Decoder;
+use buildcost_store::{EventIndex, Store};
+use chrono::Utc;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::watch;
+
+use crate::day_batches::DayBatches;
+use crate::dead_letter::{safe_payload, Origin, SafePayload};
+use crate::ingestor::IngestSummary;
+use crate::{Error, Result};
+
+/// What the Kafka source needs to know.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    pub topic: String,
+    pub group_id: String,
+    pub dead_letter_topic: String,
+    /// Passed to librdkafka as they are (security, SASL, timeouts, …).
+    pub properties: BTreeMap<String, String>,
+    /// A partition's batch is written once it holds this many messages…
+    pub batch_messages: usize,
+    /// …or once its first message is this old.
+    pub linger: Duration,
+}
+
+impl KafkaSettings {
+    fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        // librdkafka's own messages go to our log at their level (`debug` properties included).
+        c.set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
+        c.set("bootstrap.servers", &self.brokers);
+        for (k, v) in &self.properties {
+            c.set(k, v);
+        }
+        c
+    }
+}
+
+/// Partitions revoked by a rebalance, for the loop to drop their in-flight work; and offsets that
+/// are durable but whose commit failed, to commit before the partitions go.
+#[derive(Default)]
+struct Shared {
+    revoked: Vec<i32>,
+    durable_uncommitted: HashMap<i32, i64>,
+}
+
+/// The consumer's context: commits what is durable before partitions are revoked.
+pub struct IngestContext {
+    topic: String,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl ClientContext for IngestContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error => {
+                tracing::error!(facility = fac, "librdkafka: {log_message}")
+            }
+            L::Warning => tracing::warn!(facility = fac, "librdkafka: {log_message}"),
+            L::Notice | L::Info => tracing::info!(facility = fac, "librdkafka: {log_message}"),
+            L::Debug => tracing::debug!(facility = fac, "librdkafka: {log_message}"),
+        }
+    }
+}
+
+impl ConsumerContext for IngestContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(list) = rebalance else {
+            return;
+        };
+        let Ok(mut shared) = self.shared.lock() else {
+            return;
+        };
+        let mut commit = TopicPartitionList::new();
+        for element in list.elements_for_topic(&self.topic) {
+            let partition = element.partition();
+            shared.revoked.push(partition);
+            if let Some(next) = shared.durable_uncommitted.remove(&partition) {
+                let _ = commit.add_partition_offset(&self.topic, partition, Offset::Offset(next));
+            }
+        }
+        if commit.count() > 0 {
+            if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
+                tracing::warn!(error = %e, "could not commit durable offsets before a rebalance; they will be replayed and de-duplicated");
+            }
+        }
+        tracing::info!(
+            partitions = list.count(),
+            "partitions revoked; in-flight batches of them are dropped"
+        );
+    }
+}
+
+/// One partition's messages since its last commit.
+struct PartitionBatch {
+    first_offset: i64,
+    last_offset: i64,
+    rows: DayBatches,
+    messages: usize,
+    started: Instant,
+    dead_letters: Vec<rdkafka::producer::DeliveryFuture>,
+}
+
+/// Consumes the topic until `shutdown` turns true, then flushes and commits.
+pub struct KafkaIngest {
+    settings: KafkaSettings,
+    consumer: StreamConsumer<IngestContext>,
+    producer: FutureProducer,
+    shared: Arc<Mutex<Shared>>,
+    decoder: Decoder,
+    store: Store,
+    index: EventIndex,
+    batches: BTreeMap<i32, PartitionBatch>,
+    summary: Arc<Mutex<IngestSummary>>,
+}
+
+fn kafka_err(context: &'static str) -> impl FnOnce(KafkaError) -> Error {
+    move |e| Error::Kafka { context, source: e }
+}
+
+/// A file-name-safe spelling of a topic.
+fn safe_topic(topic: &str) -> String {
+    topic
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl KafkaIngest {
+    /// Connects (lazily, as librdkafka does) and subscribes to the topic.
+    ///
+    /// # Errors
+    /// A property librdkafka refuses, or the subscription fails.
+    pub fn new(
+        settings: KafkaSettings,
+        decoder: Decoder,
+        store: Store,
+        index: EventIndex,
+    ) -> Result<Self> {
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let context = IngestContext {
+            topic: settings.topic.clone(),
+            shared: shared.clone(),
+        };
+        let consumer: StreamConsumer<IngestContext> = settings
+            .client_config()
+            .set("group.id", &settings.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .create_with_context(context)
+            .map_err(kafka_err("create the consumer"))?;
+        consumer
+            .subscribe(&[&settings.topic])
+            .map_err(kafka_err("subscribe"))?;
+        let producer: FutureProducer = settings
+            .client_config()
+            .set("enable.idempotence", "true")
+            .create()
+            .map_err(kafka_err("create the dead-letter producer"))?;
+        Ok(KafkaIngest {
+            settings,
+            consumer,
+            producer,
+            shared,
+            decoder,
+            store,
+            index,
+            batches: BTreeMap::new(),
+            summary: Arc::new(Mutex::new(IngestSummary::default())),
+        })
+    }
+
+    /// The running counts (shared, for metrics).
+    pub fn summary(&self) -> Arc<Mutex<IngestSummary>> {
+        self.summary.clone()
+    }
+
+    /// The consumer (for lag and assignment queries).
+    pub fn consumer(&self) -> &StreamConsumer<IngestContext> {
+        &self.consumer
+    }
+
+    fn count(&self, f: impl FnOnce(&mut IngestSummary)) {
+        if let Ok(mut s) = self.summary.lock() {
+            f(&mut s);
+        }
+    }
+
+    /// Runs until `shutdown` is true: then writes what is pending, commits it and returns.
+    ///
+    /// # Errors
+    /// The store or the dead-letter topic failed; nothing past the failure is committed.
+    pub async fn run(&mut self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+        let mut tick = tokio::time::interval(self.settings.linger.min(Duration::from_millis(200)));
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                message = self.consumer.recv() => match message {
+                    Ok(m) => {
+                        backoff = Duration::from_millis(100);
+                        let (partition, offset) = (m.partition(), m.offset());
+                        let payload = m.payload().unwrap_or_default().to_vec();
+                        drop(m);
+                        self.drop_revoked();
+                        self.handle(partition, offset, &payload)?;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Kafka consumer error; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                },
+                _ = tick.tick() => {}
+            }
+            self.drop_revoked();
+            self.flush_due(false).await?;
+        }
+        self.flush_due(true).await?;
+        self.retry_commits();
+        Ok(())
+    }
+
+    fn drop_revoked(&mut self) {
+        let revoked = match self.shared.lock() {
+            Ok(mut s) => std::mem::take(&mut s.revoked),
+            Err(_) => return,
+        };
+        for partition in revoked {
+            if let Some(batch) = self.batches.remove(&partition) {
+                tracing::debug!(
+                    partition,
+                    messages = batch.messages,
+                    "dropping in-flight batch of a revoked partition"
+                );
+                batch.rows.discard(&mut self.index);
+            }
+        }
+    }
+
+    fn handle(&mut self, partition: i32, offset: i64, payload: &[u8]) -> Result<()> {
+        let batch = self
+            .batches
+            .entry(partition)
+            .or_insert_with(|| PartitionBatch {
+                first_offset: offset,
+                last_offset: offset,
+                rows: DayBatches::default(),
+                messages: 0,
+                started: Instant::now(),
+                dead_letters: Vec::new(),
+            });
+        batch.last_offset = offset;
+        batch.messages += 1;
+        match self.decoder.decode(payload, Utc::now()) {
+            Ok(row) => {
+                if self.index.insert(&row.event_id) {
+                    batch.rows.push(row);
+                    self.count(|s| s.accepted += 1);
+                } else {
+                    self.count(|s| s.duplicates += 1);
+                }
+            }
+            Err(rejection) => {
+                let origin = Origin::Kafka {
+                    topic: self.settings.topic.clone(),
+                    partition,
+                    offset,
+                };
+                let body = match safe_payload(payload) {
+                    SafePayload::Json(map) => serde_json::to_vec(&map).unwrap_or_default(),
+                    SafePayload::Text { text, .. } => text.into_bytes(),
+                };
+                let (partition_s, offset_s) = (partition.to_string(), offset.to_string());
+                let headers = OwnedHeaders::new()
+                    .insert(Header {
+                        key: "buildcost.reason",
+                        value: Some(rejection.reason.as_str()),
+                    })
+                    .insert(Header {
+                        key: "buildcost.detail",
+                        value: Some(rejection.detail.as_str()),
+                    })
+                    .insert(Header {
+                        key: "buildcost.source.topic",
+                        value: Some(self.settings.topic.as_str()),
+                    })
+                    .insert(Header {
+                        key: "buildcost.source.partition",
+                        value: Some(partition_s.as_str()),
+                    })
+                    .insert(Header {
+                        key: "buildcost.source.offset",
+                        value: Some(offset_s.as_str()),
+                    });
+                let record = FutureRecord::<(), [u8]>::to(&self.settings.dead_letter_topic)
+                    .payload(&body)
+                    .headers(headers);
+                let delivery =
+                    self.producer
+                        .send_result(record)
+                        .map_err(|(e, _)| Error::Kafka {
+                            context: "queue a dead letter",
+                            source: e,
+                        })?;
+                if let Some(batch) = self.batches.get_mut(&partition) {
+                    batch.dead_letters.push(delivery);
+                }
+                tracing::debug!(%origin, reason = %rejection.reason, "dead-lettered");
+                self.count(|s| s.rejected_by_reason.add(rejection.reason, 1));
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush_due(&mut self, all: bool) -> Result<()> {
+        let due: Vec<i32> = self
+            .batches
+            .iter()
+            .filter(|(_, b)| {
+                all || b.messages >= self.settings.batch_messages
+                    || b.started.elapsed() >= self.settings.linger
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for partition in due {
+            if let Some(batch) = self.batches.remove(&partition) {
+                self.flush(partition, batch).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self, partition: i32, batch: PartitionBatch) -> Result<()> {
+        for delivery in batch.dead_letters {
+            match delivery.await {
+                Ok(Ok(_)) => self.count(|s| s.dead_lettered += 1),
+                Ok(Err((e, _))) => {
+                    return Err(Error::Kafka {
+                        context: "deliver a dead letter",
+                        source: e,
+                    })
+                }
+                Err(_) => {
+                    return Err(Error::Kafka {
+                        context: "deliver a dead letter",
+                        source: KafkaError::Canceled,
+                    })
+                }
+            }
+        }
+        let name = format!(
+            "kafka-{}-{partition}-{:020}-{:020}",
+            safe_topic(&self.settings.topic),
+            batch.first_offset,
+            batch.last_offset
+        );
+        let written = batch
+            .rows
+            .write(&self.store, &mut self.index, |_| name.clone())?;
+        let rows: usize = written.iter().map(|(_, r)| *r).sum();
+        self.count(|s| {
+            s.files_written += written.len() as u64;
+            s.rows_written += rows as u64;
+        });
+        let next = batch.last_offset + 1;
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(&self.settings.topic, partition, Offset::Offset(next))
+            .map_err(kafka_err("build the commit"))?;
+        match self.consumer.commit(&list, CommitMode::Sync) {
+            Ok(()) => {
+                if let Ok(mut s) = self.shared.lock() {
+                    s.durable_uncommitted.remove(&partition);
+                }
+                tracing::debug!(partition, next, rows, "committed after durable write");
+            }
+            Err(e) => {
+                tracing::warn!(partition, next, error = %e, "commit failed; retrying later (the rows are durable, a replay is de-duplicated)");
+                if let Ok(mut s) = self.shared.lock() {
+                    s.durable_uncommitted.insert(partition, next);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn retry_commits(&self) {
+        let pending: Vec<(i32, i64)> = match self.shared.lock() {
+            Ok(s) => s
+                .durable_uncommitted
+                .iter()
+                .map(|(p, o)| (*p, *o))
+                .collect(),
+            Err(_) => return,
+        };
+        let mut list = TopicPartitionList::new();
+        for (p, o) in &pending {
+            let _ = list.add_partition_offset(&self.settings.topic, *p, Offset::Offset(*o));
+        }
+        if list.count() > 0 {
+            if let Err(e) = self.consumer.commit(&list, CommitMode::Sync) {
+                tracing::warn!(error = %e, "final commit failed; the last batches will be replayed and de-duplicated");
+            }
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The Kafka source against librdkafka's in-process mock cluster: commit only after durable,
+//! dead letters with their reason, and no build stored twice after a crash and a replay.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use buildcost_ingest::{IngestSummary, KafkaIngest, KafkaSettings};
+use buildcost_model::{Classifier, Decoder, Pseudonymiser};
+use buildcost_store::Store;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::TopicPartitionList;
+use tokio::sync::watch;
+
+const TOPIC: &str = "ci.build-events";
+const DLQ: &str = "ci.build-events.dlq";
+
+fn event(i: usize) -> String {
+    format!(
+        r#"{{"schema_version":1,"event_id":"k-{i}","source":"gitlab","build_id":"{i}","pipeline":"p","repository":"r","team":"t{}","author":"Person {i}","started_at":"2026-11-01T10:00:00Z","finished_at":"2026-11-0{}T10:30:00Z","status":"success","runner_class":"small"}}"#,
+        i % 3,
+        1 + i % 2
+    )
+}
+
+/// `valid` distinct events, every tenth sent twice, and `invalid` malformed messages.
+fn workload(valid: usize, invalid: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for i in 0..valid {
+        out.push(event(i).into_bytes());
+        if i % 10 == 0 {
+            out.push(event(i).into_bytes());
+        }
+    }
+    for i in 0..invalid {
+        out.push(
+            format!(r#"{{"schema_version":1,"event_id":"bad-{i}","author":"Secret Person"}}"#)
+                .into_bytes(),
+        );
+    }
+    out
+}
+
+async fn produce(bootstrap: &str, messages: &[Vec<u8>]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    for (i, m) in messages.iter().enumerate() {
+        let key = (i % 7).to_string();
+        producer
+            .send(
+                FutureRecord::to(TOPIC).payload(m).key(&key),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+fn settings(bootstrap: &str) -> KafkaSettings {
+    KafkaSettings {
+        brokers: bootstrap.to_owned(),
+        topic: TOPIC.into(),
+        group_id: "buildcost-test".into(),
+        dead_letter_topic: DLQ.into(),
+        properties: BTreeMap::from([("session.timeout.ms".into(), "6000".into())]),
+        batch_messages: 40,
+        linger: Duration::from_millis(150),
+    }
+}
+
+fn decoder() -> Decoder {
+    Decoder::new(
+        65536,
+        Pseudonymiser::new(b"k").unwrap(),
+        Classifier::builtin().unwrap(),
+    )
+}
+
+fn processed(s: &Arc<Mutex<IngestSummary>>) -> u64 {
+    let s = s.lock().unwrap();
+    s.accepted + s.duplicates + s.rejected()
+}
+
+/// Waits until `done` holds, failing the test after `limit`.
+async fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn stored_rows(store: &Store) -> usize {
+    store.load_index().unwrap().len()
+}
+
+fn committed(bootstrap: &str, group: &str, partitions: i32) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition(TOPIC, p);
+    }
+    let offsets = consumer
+        .committed_offsets(list, Duration::from_secs(5))
+        .unwrap();
+    offsets
+        .elements()
+        .iter()
+        .map(|e| e.offset().to_raw().unwrap_or(0).max(0))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_every_build_once_commits_after_durable_and_dead_letters_the_rest() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(TOPIC, 3, 1).unwrap();
+    cluster.create_topic(DLQ, 1, 1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    let messages = workload(300, 12);
+    produce(&bootstrap, &messages).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut ingest = KafkaIngest::new(
+        settings(&bootstrap),
+        decoder(),
+        store.clone(),
+        store.load_index().unwrap(),
+    )
+    .unwrap();
+    let summary = ingest.summary();
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(async move { ingest.run(stopped).await });
+    wait_for(Duration::from_secs(60), "every message", || {
+        processed(&summary) == messages.len() as u64
+    })
+    .await;
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+
+    let s = summary.lock().unwrap().clone();
+    assert_eq!(
+        (s.accepted, s.duplicates, s.rejected(), s.dead_lettered),
+        (300, 30, 12, 12),
+        "{s:?}"
+    );
+    assert_eq!(stored_rows(&store), 300);
+    assert_eq!(
+        committed(&bootstrap, "buildcost-test", 3),
+        messages.len() as i64,
+        "every offset committed after the final flush"
+    );
+    // File names come from topic, partition and offsets.
+    let names: Vec<_> = store
+        .list_files()
+        .unwrap()
+        .iter()
+        .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("kafka-ci.build-events-")),
+        "{names:?}"
+    );
+
+    // The dead letters carry reason and origin in headers, and no author.
+    let dlq: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "dlq-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    dlq.subscribe(&[DLQ]).unwrap();
+    let mut letters = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while letters.len() < 12 && Instant::now() < deadline {
+        if let Some(Ok(m)) = dlq.poll(Duration::from_millis(200)) {
+            let headers = m.headers().unwrap();
+            let mut h = BTreeMap::new();
+            for i in 0..headers.count() {
+                let header = headers.get(i);
+                h.insert(
+                    header.key.to_owned(),
+                    String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned(),
+                );
+            }
+            letters.push((
+                h,
+                String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+            ));
+        }
+    }
+    assert_eq!(letters.len(), 12);
+    for (headers, payload) in letters {
+        assert_eq!(headers["buildcost.reason"], "missing_field");
+        assert_eq!(headers["buildcost.source.topic"], TOPIC);
+        assert!(
+            headers.contains_key("buildcost.source.partition")
+                && headers.contains_key("buildcost.source.offset")
+        );
+        assert!(!payload.contains("Secret"), "{payload}");
+    }
+}
+
+/// Runs an ingester until it has processed `expected` messages, then stops it gracefully.
+async fn consume(settings: KafkaSettings, store: &Store, expected: u64) -> IngestSummary {
+    let mut ingest = KafkaIngest::new(
+        settings,
+        decoder(),
+        store.clone(),
+        store.load_index().unwrap(),
+    )
+    .unwrap();
+    let summary = ingest.summary();
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(async move { ingest.run(stopped).await });
+    wait_for(Duration::from_secs(60), "every message", || {
+        processed(&summary) >= expected
+    })
+    .await;
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    let s = summary.lock().unwrap().clone();
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_of_durable_but_uncommitted_messages_stores_nothing_twice() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(TOPIC, 2, 1).unwrap();
+    cluster.create_topic(DLQ, 1, 1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    let messages = workload(200, 0);
+    produce(&bootstrap, &messages).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+
+    // A first run stores and commits everything…
+    let first = consume(settings(&bootstrap), &store, messages.len() as u64).await;
+    assert_eq!(first.accepted, 200);
+    assert_eq!(stored_rows(&store), 200);
+    // …then its commits are lost, as if it had died after the rename and before the commit:
+    // a consumer group with no committed offsets reads every message again.
+    let replay = KafkaSettings {
+        group_id: "replay".into(),
+        ..settings(&bootstrap)
+    };
+    let second = consume(replay, &store, messages.len() as u64).await;
+    assert_eq!(second.accepted, 0, "{second:?}");
+    assert_eq!(second.duplicates, messages.len() as u64, "{second:?}");
+    assert_eq!(stored_rows(&store), 200);
+    assert_eq!(committed(&bootstrap, "replay", 2), messages.len() as i64);
+}
