@@ -136,21 +136,10 @@ fn generated_workload_matches_the_reference_implementation() {
     }
 
     if let Some(promtool) = external_tool("PROMTOOL", "promtool", &["--version"]) {
-        let mut child = std::process::Command::new(promtool)
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = run_with_stdin(
+            std::process::Command::new(promtool).args(["check", "metrics"]),
+            text.as_bytes(),
+        );
         assert!(
             out.status.success(),
             "promtool check metrics: {}{}",
@@ -249,23 +238,13 @@ fn ingest_reads_stdin_and_skips_blank_lines() {
     let config = write_config(dir.path(), "");
     let event = r#"{"schema_version":1,"event_id":"e1","source":"gitlab","build_id":"1","pipeline":"p","repository":"r","team":"t","started_at":"2026-11-01T10:00:00Z","finished_at":"2026-11-01T10:30:00Z","status":"success","runner_class":"small"}"#;
     let input = format!("{event}\n\n   \n{{oops\n{event}\r\n");
-    let mut child = buildcost()
-        .arg("--config")
-        .arg(&config)
-        .args(["ingest", "--input", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_stdin(
+        buildcost()
+            .arg("--config")
+            .arg(&config)
+            .args(["ingest", "--input", "-"]),
+        input.as_bytes(),
+    );
     assert!(out.status.success());
     let summary: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii_end()).unwrap();
     assert_eq!(summary["accepted"], 1);

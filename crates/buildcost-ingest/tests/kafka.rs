@@ -121,19 +121,10 @@ fn committed(bootstrap: &str, group: &str, partitions: i32) -> i64 {
         .sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stores_every_build_once_commits_after_durable_and_dead_letters_the_rest() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic(TOPIC, 3, 1).unwrap();
-    cluster.create_topic(DLQ, 1, 1).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
-    let messages = workload(300, 12);
-    produce(&bootstrap, &messages).await;
-
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+/// Runs an ingester until it has processed `expected` messages, then stops it gracefully.
+async fn consume(settings: KafkaSettings, store: &Store, expected: u64) -> IngestSummary {
     let mut ingest = KafkaIngest::new(
-        settings(&bootstrap),
+        settings,
         decoder(),
         store.clone(),
         store.load_index().unwrap(),
@@ -143,13 +134,38 @@ async fn stores_every_build_once_commits_after_durable_and_dead_letters_the_rest
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(async move { ingest.run(stopped).await });
     wait_for(Duration::from_secs(60), "every message", || {
-        processed(&summary) == messages.len() as u64
+        processed(&summary) >= expected
     })
     .await;
     stop.send(true).unwrap();
     task.await.unwrap().unwrap();
-
     let s = summary.lock().unwrap().clone();
+    s
+}
+
+/// A one-broker mock cluster with the topic (`partitions`) and the dead-letter topic.
+fn mock_cluster(
+    partitions: i32,
+) -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    String,
+) {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(TOPIC, partitions, 1).unwrap();
+    cluster.create_topic(DLQ, 1, 1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    (cluster, bootstrap)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_every_build_once_commits_after_durable_and_dead_letters_the_rest() {
+    let (_cluster, bootstrap) = mock_cluster(3);
+    let messages = workload(300, 12);
+    produce(&bootstrap, &messages).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let s = consume(settings(&bootstrap), &store, messages.len() as u64).await;
     assert_eq!(
         (s.accepted, s.duplicates, s.rejected(), s.dead_lettered),
         (300, 30, 12, 12),
@@ -214,34 +230,9 @@ async fn stores_every_build_once_commits_after_durable_and_dead_letters_the_rest
     }
 }
 
-/// Runs an ingester until it has processed `expected` messages, then stops it gracefully.
-async fn consume(settings: KafkaSettings, store: &Store, expected: u64) -> IngestSummary {
-    let mut ingest = KafkaIngest::new(
-        settings,
-        decoder(),
-        store.clone(),
-        store.load_index().unwrap(),
-    )
-    .unwrap();
-    let summary = ingest.summary();
-    let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(async move { ingest.run(stopped).await });
-    wait_for(Duration::from_secs(60), "every message", || {
-        processed(&summary) >= expected
-    })
-    .await;
-    stop.send(true).unwrap();
-    task.await.unwrap().unwrap();
-    let s = summary.lock().unwrap().clone();
-    s
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_of_durable_but_uncommitted_messages_stores_nothing_twice() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic(TOPIC, 2, 1).unwrap();
-    cluster.create_topic(DLQ, 1, 1).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
+    let (_cluster, bootstrap) = mock_cluster(2);
     let messages = workload(200, 0);
     produce(&bootstrap, &messages).await;
     let dir = tempfile::tempdir().unwrap();

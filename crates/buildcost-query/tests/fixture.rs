@@ -240,6 +240,16 @@ fn store_with_fixture(dir: &std::path::Path) -> Store {
     store
 }
 
+/// A store holding the fixture and a context over it at `at()` with band width `k_sigma`.
+async fn fixture_context(k_sigma: f64) -> (tempfile::TempDir, Store, BuildcostContext) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_fixture(dir.path());
+    let ctx = BuildcostContext::open(&store, &settings(k_sigma), at())
+        .await
+        .unwrap();
+    (dir, store, ctx)
+}
+
 async fn table(ctx: &BuildcostContext, sql: &str) -> Vec<String> {
     let batches = ctx.sql(sql).await.unwrap();
     arrow::util::pretty::pretty_format_batches(&batches)
@@ -256,11 +266,7 @@ fn close(a: f64, b: f64) -> bool {
 
 #[tokio::test]
 async fn builds_view_prices_and_classifies_every_build() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store_with_fixture(dir.path());
-    let ctx = BuildcostContext::open(&store, &settings(2.0), at())
-        .await
-        .unwrap();
+    let (_dir, _store, ctx) = fixture_context(2.0).await;
     let got = table(
         &ctx,
         "SELECT event_id, team, product, cost_eur, waste_class, waste_owner, unpriced, failure_category \
@@ -292,11 +298,7 @@ async fn builds_view_prices_and_classifies_every_build() {
 
 #[tokio::test]
 async fn teams_view_takes_the_file_first_then_the_builds() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store_with_fixture(dir.path());
-    let ctx = BuildcostContext::open(&store, &settings(2.0), at())
-        .await
-        .unwrap();
+    let (_dir, _store, ctx) = fixture_context(2.0).await;
     let got = table(
         &ctx,
         "SELECT team, product, developers, peer_group, listed FROM teams ORDER BY team",
@@ -320,11 +322,7 @@ async fn teams_view_takes_the_file_first_then_the_builds() {
 
 #[tokio::test]
 async fn baseline_matches_the_hand_computation() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store_with_fixture(dir.path());
-    let ctx = BuildcostContext::open(&store, &settings(2.0), at())
-        .await
-        .unwrap();
+    let (_dir, store, ctx) = fixture_context(2.0).await;
     let snapshot = Snapshot::compute(&ctx).await.unwrap();
     let baseline = |team: &str| {
         snapshot
@@ -392,11 +390,7 @@ async fn baseline_matches_the_hand_computation() {
 
 #[tokio::test]
 async fn snapshot_merges_small_teams_and_totals_the_org() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store_with_fixture(dir.path());
-    let ctx = BuildcostContext::open(&store, &settings(2.0), at())
-        .await
-        .unwrap();
+    let (_dir, _store, ctx) = fixture_context(2.0).await;
     let s = Snapshot::compute(&ctx).await.unwrap();
     let rows: Vec<_> = s
         .teams
