@@ -16,7 +16,7 @@ pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("`{text}` is not an RFC 3339 instant like 2026-11-02T00:00:00Z: {e}"))
 }
 
-/// A single-threaded Tokio runtime for the DataFusion work of one command.
+/// A two-worker Tokio runtime for the DataFusion and Kafka work of one command.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -108,8 +108,9 @@ fn req(raw: Option<&RawValue>) -> &RawValue {
     raw.unwrap_or(RawValue::NULL)
 }
 
-fn is_null(raw: Option<&RawValue>) -> bool {
-    raw.is_none_or(|r| r.get() == "null")
+/// The field's raw JSON when it is present and not `null` (a JSON `null` counts as absent).
+fn present(raw: Option<&RawValue>) -> Option<&RawValue> {
+    raw.filter(|r| r.get() != "null")
 }
 
 /// A JSON string's content, or a rejection naming the field.
@@ -152,8 +153,8 @@ fn opt_name<'a>(
     field: &str,
     raw: Option<&'a RawValue>,
 ) -> Check<Option<std::borrow::Cow<'a, str>>> {
-    match raw {
-        Some(r) if !is_null(Some(r)) => name(field, r).map(Some),
+    match present(raw) {
+        Some(r) => name(field, r).map(Some),
         _ => Ok(None),
     }
 }
@@ -189,8 +190,8 @@ fn number(field: &str, raw: &RawValue) -> Check<f64> {
 }
 
 fn opt_number(field: &str, raw: Option<&RawValue>) -> Check<Option<f64>> {
-    match raw {
-        Some(r) if !is_null(Some(r)) => number(field, r).map(Some),
+    match present(raw) {
+        Some(r) => number(field, r).map(Some),
         _ => Ok(None),
     }
 }
@@ -216,8 +217,8 @@ fn timestamp_text<'a>(
     field: &str,
     raw: Option<&'a RawValue>,
 ) -> Check<Option<std::borrow::Cow<'a, str>>> {
-    match raw {
-        Some(r) if !is_null(Some(r)) => {
+    match present(raw) {
+        Some(r) => {
             let value = text(field, r)?;
             if value.is_empty() {
                 return Err(invalid(field, "must not be empty"));
@@ -331,7 +332,7 @@ impl Decoder {
         let missing: Vec<&str> = REQUIRED
             .iter()
             .zip(required)
-            .filter(|(_, r)| is_null(*r))
+            .filter(|(_, r)| present(*r).is_none())
             .map(|(f, _)| *f)
             .collect();
         if !missing.is_empty() {
@@ -372,8 +373,8 @@ impl Decoder {
         let failure_stage = vocabulary::<FailureStage>("failure_stage", raw.failure_stage)?;
         let failure_category =
             vocabulary::<FailureCategory>("failure_category", raw.failure_category)?;
-        let log_excerpt = match raw.log_excerpt {
-            Some(r) if !is_null(Some(r)) => {
+        let log_excerpt = match present(raw.log_excerpt) {
+            Some(r) => {
                 let log = text("log_excerpt", r)?;
                 if log.is_empty() {
                     return Err(invalid("log_excerpt", "must not be empty"));
@@ -402,8 +403,8 @@ impl Decoder {
         }
         let gpus = opt_integer("gpus", raw.gpus, 0)?;
         let attempt = opt_integer("attempt", raw.attempt, 1)?.unwrap_or(1);
-        let superseded = match raw.superseded {
-            Some(r) if !is_null(Some(r)) => match r.get() {
+        let superseded = match present(raw.superseded) {
+            Some(r) => match r.get() {
                 "true" => true,
                 "false" => false,
                 _ => return Err(invalid("superseded", "must be true or false")),
@@ -412,8 +413,8 @@ impl Decoder {
         };
         let correlation_id =
             opt_name("correlation_id", raw.correlation_id)?.map(|s| s.into_owned());
-        let labels = match raw.labels {
-            Some(r) if !is_null(Some(r)) => {
+        let labels = match present(raw.labels) {
+            Some(r) => {
                 if !r.get().starts_with('{') {
                     return Err(invalid("labels", "must be an object of strings"));
                 }
