@@ -5,6 +5,7 @@ pub mod generate;
 pub mod ingest;
 pub mod metrics;
 pub mod query;
+pub mod service;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};

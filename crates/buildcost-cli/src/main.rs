@@ -22,9 +22,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the whole pipeline on a generated organisation in a local folder, no set-up needed.
+    /// Run the whole pipeline on a generated organisation: in-process Kafka, live events, /metrics.
     Demo(commands::demo::Args),
-    /// Backfill build events from an NDJSON file (or `-` for stdin) into the store.
+    /// The service: consume Kafka, store, refresh the gauges, serve /metrics, /healthz, /readyz.
+    Run(commands::service::Args),
+    /// Refresh the gauges from a (shared) store and serve them; no consuming.
+    Serve(commands::service::Args),
+    /// Backfill from an NDJSON file (`--input`, `-` for stdin), or consume Kafka without serving the gauges.
     Ingest(commands::ingest::Args),
     /// Print the business gauges at an instant, in Prometheus text format.
     Metrics(commands::metrics::Args),
@@ -39,6 +43,12 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(args),
+        Command::Run(args) => {
+            commands::service::run(cli.config.as_deref(), args, buildcost_exporter::Role::Run)
+        }
+        Command::Serve(args) => {
+            commands::service::run(cli.config.as_deref(), args, buildcost_exporter::Role::Serve)
+        }
         Command::Ingest(args) => commands::ingest::run(cli.config.as_deref(), args),
         Command::Metrics(args) => commands::metrics::run(cli.config.as_deref(), args),
         Command::Query(args) => commands::query::run(cli.config.as_deref(), args),

@@ -15,3 +15,23 @@ pub const ORG_DEVELOPERS: &str = "buildcost_org_developers";
 pub const NORTHSTAR: &str = "buildcost_northstar_avoidable_waste_ratio";
 pub const ORG_WASTE_RATIO: &str = "buildcost_org_waste_ratio";
 pub const BUILDS_PER_DEVELOPER_PER_DAY: &str = "buildcost_builds_per_developer_per_day";
+
+// The service's own health (spec section 8, last paragraph).
+pub const EVENTS_ACCEPTED: &str = "buildcost_events_accepted_total";
+pub const EVENTS_REJECTED: &str = "buildcost_events_rejected_total";
+pub const EVENTS_DUPLICATE: &str = "buildcost_events_duplicate_total";
+pub const DEAD_LETTERS: &str = "buildcost_dead_letters_total";
+pub const BUILDS_UNPRICED: &str = "buildcost_builds_unpriced_total";
+pub const FILES_WRITTEN: &str = "buildcost_files_written_total";
+pub const ROWS_WRITTEN: &str = "buildcost_rows_written_total";
+pub const CONSUMER_LAG: &str = "buildcost_consumer_lag_messages";
+pub const CONSUMER_BROKERS_UP: &str = "buildcost_consumer_brokers_up";
+pub const CONSUMER_ERRORS: &str = "buildcost_consumer_errors_total";
+pub const COMMIT_FAILURES: &str = "buildcost_commit_failures_total";
+pub const REFRESHES: &str = "buildcost_refreshes_total";
+pub const REFRESH_FAILURES: &str = "buildcost_refresh_failures_total";
+pub const REFRESH_DURATION: &str = "buildcost_refresh_duration_seconds";
+pub const REFRESH_LAST_SUCCESS: &str = "buildcost_refresh_last_success_timestamp_seconds";
+pub const SNAPSHOT_AT: &str = "buildcost_snapshot_evaluated_at_timestamp_seconds";
+pub const BUILD_INFO: &str = "buildcost_build_info";
+pub const UP_SINCE: &str = "buildcost_start_time_seconds";

@@ -159,6 +159,16 @@ impl Generator {
         out
     }
 
+    /// Hands every line of the history to `sink`, day by day, oldest first.
+    pub fn for_each_line(&mut self, sink: &mut dyn FnMut(&str), stats: &mut GenStats) {
+        for day in (0..self.config.days).rev() {
+            let day_end = self.config.end - Duration::days(i64::from(day));
+            for line in self.day(day_end, stats) {
+                sink(&line);
+            }
+        }
+    }
+
     /// Writes every event as one NDJSON line, day by day, oldest first.
     ///
     /// # Errors
@@ -178,6 +188,20 @@ impl Generator {
 
     /// The lines of the day ending at `day_end`, in order of `finished_at`.
     pub fn day(&mut self, day_end: DateTime<Utc>, stats: &mut GenStats) -> Vec<String> {
+        let n = self.config.builds_per_day;
+        self.span(day_end, Duration::days(1), n, stats)
+    }
+
+    /// The lines of `builds` builds finished in `[end - span, end)`, in order of `finished_at`,
+    /// with re-sent and malformed messages in the configured ratios (live feeds: a few seconds
+    /// at a time).
+    pub fn span(
+        &mut self,
+        end: DateTime<Utc>,
+        span: Duration,
+        builds: u32,
+        stats: &mut GenStats,
+    ) -> Vec<String> {
         let weights: Vec<f64> = self
             .teams
             .iter()
@@ -185,7 +209,8 @@ impl Generator {
             .collect();
         let total: f64 = weights.iter().sum();
         let mut events: Vec<(DateTime<Utc>, String)> = Vec::new();
-        let n = self.config.builds_per_day;
+        let n = builds;
+        let span_ms = span.num_milliseconds().max(1);
         let mut acc = 0.0;
         let mut picks = Vec::with_capacity(n as usize);
         // Deterministic apportioning: team i gets its share of the day's builds.
@@ -196,7 +221,7 @@ impl Generator {
             picks.extend(std::iter::repeat_n(i, (after - before) as usize));
         }
         for team in picks {
-            let (finished, event) = self.build(team, day_end);
+            let (finished, event) = self.build(team, end, span_ms);
             stats.valid += 1;
             events.push((finished, event.to_string()));
             self.recent.push_back(event);
@@ -206,7 +231,7 @@ impl Generator {
         }
         events.sort_by_key(|a| a.0);
         let mut lines: Vec<String> = events.into_iter().map(|(_, l)| l).collect();
-        let extra_dup = (f64::from(n) * self.config.duplicate_ratio).round() as usize;
+        let extra_dup = self.share(n, self.config.duplicate_ratio);
         for _ in 0..extra_dup {
             if self.recent.is_empty() {
                 break;
@@ -218,17 +243,32 @@ impl Generator {
                 stats.duplicates += 1;
             }
         }
-        let extra_bad = (f64::from(n) * self.config.invalid_ratio).round() as usize;
+        let extra_bad = self.share(n, self.config.invalid_ratio);
         for k in 0..extra_bad {
             let at = self.rng.random_range(0..=lines.len());
-            let bad = self.malformed(k, day_end);
+            let bad = self.malformed(k, end);
             lines.insert(at, bad);
             stats.invalid += 1;
         }
         lines
     }
 
-    fn build(&mut self, team_index: usize, day_end: DateTime<Utc>) -> (DateTime<Utc>, Value) {
+    /// `ratio` of `n`, rounded at random in proportion to the fraction, so short live spans get
+    /// their share on average too.
+    fn share(&mut self, n: u32, ratio: f64) -> usize {
+        let exact = f64::from(n) * ratio;
+        let whole = exact.floor();
+        let fraction = exact - whole;
+        let extra = fraction > 1e-9 && self.rng.random_bool(fraction.min(1.0));
+        whole as usize + usize::from(extra)
+    }
+
+    fn build(
+        &mut self,
+        team_index: usize,
+        end: DateTime<Utc>,
+        span_ms: i64,
+    ) -> (DateTime<Utc>, Value) {
         let rng = &mut self.rng;
         let team = &self.teams[team_index];
         self.next_id += 1;
@@ -238,7 +278,7 @@ impl Generator {
             .map(|d| d.sample(rng))
             .unwrap_or(600.0)
             .clamp(20.0, 6.0 * 3600.0);
-        let finished = day_end - Duration::milliseconds(rng.random_range(0..86_400_000));
+        let finished = end - Duration::milliseconds(rng.random_range(1..=span_ms));
         let started = finished - Duration::milliseconds((duration_s * 1000.0) as i64);
         let queued = started - Duration::seconds(rng.random_range(0..240));
         let pipeline = team.pipelines.choose(rng).cloned().unwrap_or_default();

@@ -31,6 +31,10 @@ pub struct IngestSummary {
     /// Rejected messages confirmed by the dead-letter sink (Kafka; the file sink counts in `rejected`).
     pub dead_lettered: u64,
     pub rows_written: u64,
+    /// Errors the Kafka consumer reported (each retried with a backoff).
+    pub consumer_errors: u64,
+    /// Offset commits that failed (retried; the rows were durable already).
+    pub commit_failures: u64,
 }
 
 impl IngestSummary {

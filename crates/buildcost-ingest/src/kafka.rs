@@ -9,7 +9,7 @@
 //! Rejected messages go to the dead-letter topic, with the reason and where they came from in
 //! headers, before the offsets past them are committed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,8 @@ pub struct KafkaSettings {
     pub batch_messages: usize,
     /// …or once its first message is this old.
     pub linger: Duration,
+    /// Runner classes of the price table, to count unpriced builds (`None`: not counted).
+    pub priced_classes: Option<BTreeSet<String>>,
 }
 
 impl KafkaSettings {
@@ -52,11 +54,25 @@ impl KafkaSettings {
         // librdkafka's own messages go to our log at their level (`debug` properties included).
         c.set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
         c.set("bootstrap.servers", &self.brokers);
+        // Consumer lag per partition and broker state come from librdkafka's statistics.
+        c.set("statistics.interval.ms", "1000");
         for (k, v) in &self.properties {
             c.set(k, v);
         }
         c
     }
+}
+
+/// What the consumer knows about its partitions and brokers, from librdkafka's statistics
+/// (every `statistics.interval.ms`, 1 s unless `[kafka.properties]` says otherwise).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerStatus {
+    /// Messages between the committed offset and the high watermark, per assigned partition.
+    pub lag: BTreeMap<i32, i64>,
+    /// Brokers the consumer has a working connection to.
+    pub brokers_up: usize,
+    /// Whether statistics have arrived at least once.
+    pub reported: bool,
 }
 
 /// Partitions revoked by a rebalance, for the loop to drop their in-flight work; and offsets that
@@ -71,6 +87,7 @@ struct Shared {
 pub struct IngestContext {
     topic: String,
     shared: Arc<Mutex<Shared>>,
+    status: Arc<Mutex<ConsumerStatus>>,
 }
 
 impl ClientContext for IngestContext {
@@ -83,6 +100,31 @@ impl ClientContext for IngestContext {
             L::Warning => tracing::warn!(facility = fac, "librdkafka: {log_message}"),
             L::Notice | L::Info => tracing::info!(facility = fac, "librdkafka: {log_message}"),
             L::Debug => tracing::debug!(facility = fac, "librdkafka: {log_message}"),
+        }
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let mut lag = BTreeMap::new();
+        if let Some(topic) = statistics.topics.get(&self.topic) {
+            for p in topic.partitions.values() {
+                // -1 is librdkafka's internal "unassigned" partition; `desired` = assigned to us.
+                // A lag of -1 means "not known yet" (no committed offset or watermark).
+                if p.partition >= 0 && p.desired && p.consumer_lag >= 0 {
+                    lag.insert(p.partition, p.consumer_lag);
+                }
+            }
+        }
+        let brokers_up = statistics
+            .brokers
+            .values()
+            .filter(|b| b.nodeid >= 0 && b.state == "UP")
+            .count();
+        if let Ok(mut status) = self.status.lock() {
+            *status = ConsumerStatus {
+                lag,
+                brokers_up,
+                reported: true,
+            };
         }
     }
 }
@@ -136,6 +178,7 @@ pub struct KafkaIngest {
     index: EventIndex,
     batches: BTreeMap<i32, PartitionBatch>,
     summary: Arc<Mutex<IngestSummary>>,
+    status: Arc<Mutex<ConsumerStatus>>,
 }
 
 fn kafka_err(context: &'static str) -> impl FnOnce(KafkaError) -> Error {
@@ -168,9 +211,11 @@ impl KafkaIngest {
         index: EventIndex,
     ) -> Result<Self> {
         let shared = Arc::new(Mutex::new(Shared::default()));
+        let status = Arc::new(Mutex::new(ConsumerStatus::default()));
         let context = IngestContext {
             topic: settings.topic.clone(),
             shared: shared.clone(),
+            status: status.clone(),
         };
         let consumer: StreamConsumer<IngestContext> = settings
             .client_config()
@@ -198,7 +243,13 @@ impl KafkaIngest {
             index,
             batches: BTreeMap::new(),
             summary: Arc::new(Mutex::new(IngestSummary::default())),
+            status,
         })
+    }
+
+    /// Consumer lag and broker state (shared, for metrics and readiness).
+    pub fn status(&self) -> Arc<Mutex<ConsumerStatus>> {
+        self.status.clone()
     }
 
     /// The running counts (shared, for metrics).
@@ -240,6 +291,7 @@ impl KafkaIngest {
                         self.handle(partition, offset, &payload)?;
                     }
                     Err(e) => {
+                        self.count(|s| s.consumer_errors += 1);
                         tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Kafka consumer error; retrying");
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -289,8 +341,16 @@ impl KafkaIngest {
         match self.decoder.decode(payload, Utc::now()) {
             Ok(row) => {
                 if self.index.insert(&row.event_id) {
+                    let unpriced = self
+                        .settings
+                        .priced_classes
+                        .as_ref()
+                        .is_some_and(|c| !c.contains(&row.runner_class));
                     batch.rows.push(row);
-                    self.count(|s| s.accepted += 1);
+                    self.count(|s| {
+                        s.accepted += 1;
+                        s.unpriced += u64::from(unpriced);
+                    });
                 } else {
                     self.count(|s| s.duplicates += 1);
                 }
@@ -409,6 +469,7 @@ impl KafkaIngest {
                 tracing::debug!(partition, next, rows, "committed after durable write");
             }
             Err(e) => {
+                self.count(|s| s.commit_failures += 1);
                 tracing::warn!(partition, next, error = %e, "commit failed; retrying later (the rows are durable, a replay is de-duplicated)");
                 if let Ok(mut s) = self.shared.lock() {
                     s.durable_uncommitted.insert(partition, next);

@@ -37,5 +37,5 @@ pub use dead_letter::{
 };
 pub use error::{Error, Result};
 pub use ingestor::{IngestSummary, Ingestor, Outcome};
-pub use kafka::{IngestContext, KafkaIngest, KafkaSettings};
+pub use kafka::{ConsumerStatus, IngestContext, KafkaIngest, KafkaSettings};
 pub use ndjson::ingest_ndjson;

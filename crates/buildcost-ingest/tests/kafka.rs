@@ -72,6 +72,7 @@ fn settings(bootstrap: &str) -> KafkaSettings {
         properties: BTreeMap::from([("session.timeout.ms".into(), "6000".into())]),
         batch_messages: 40,
         linger: Duration::from_millis(150),
+        priced_classes: None,
     }
 }
 

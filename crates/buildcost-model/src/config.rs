@@ -138,8 +138,10 @@ impl RefreshConfig {
 pub struct IngestConfig {
     /// Messages larger than this are rejected as `too_large`.
     pub max_event_bytes: usize,
-    /// Rows per Parquet file written by a backfill.
+    /// Rows per Parquet file written by a backfill; messages per partition batch from Kafka.
     pub batch_rows: usize,
+    /// A Kafka partition's batch is written once its first message is this old (humantime).
+    pub linger: String,
 }
 
 impl Default for IngestConfig {
@@ -147,7 +149,28 @@ impl Default for IngestConfig {
         IngestConfig {
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             batch_rows: 100_000,
+            linger: "2s".into(),
         }
+    }
+}
+
+impl IngestConfig {
+    /// The parsed linger time.
+    ///
+    /// # Errors
+    /// Not a humantime duration, or zero.
+    pub fn linger(&self) -> Result<Duration> {
+        let d = humantime::parse_duration(&self.linger).map_err(|e| Error::Config {
+            key: "ingest.linger".into(),
+            message: format!(
+                "`{}` is not a duration like `2s` or `500ms`: {e}",
+                self.linger
+            ),
+        })?;
+        if d.is_zero() {
+            return Err(key_error("ingest.linger", "must be longer than 0s"));
+        }
+        Ok(d)
     }
 }
 
@@ -405,6 +428,7 @@ impl Config {
         if self.ingest.batch_rows == 0 {
             return Err(key_error("ingest.batch_rows", "must be at least 1"));
         }
+        self.ingest.linger()?;
         if self.privacy.min_team_size == 0 {
             return Err(key_error("privacy.min_team_size", "must be at least 1"));
         }

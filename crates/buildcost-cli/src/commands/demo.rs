@@ -1,23 +1,49 @@
 //! `buildcost demo`: the whole pipeline on a generated organisation, no set-up.
 //!
-//! generate 28 days of history → ingest (decode, pseudonymise, classify, dead-letter, Parquet)
-//! → DataFusion → the business gauges, written to `metrics.prom`, and a summary on the terminal.
+//! An in-process Kafka cluster (librdkafka's mock cluster) ← a generator producing 28 days of
+//! history, then live builds at an accelerated pace → the real consumer (decode, pseudonymise,
+//! classify, dead-letter, Parquet, commit) → the refresh loop → `/metrics`, `/healthz`,
+//! `/readyz`; `metrics.prom` and a summary once the history is in.
 
-use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use buildcost_generate::{Generator, GeneratorConfig};
+use buildcost_exporter::{Refresher, Role, ServiceState};
+use buildcost_generate::{GenStats, Generator, GeneratorConfig};
+use buildcost_model::config::Config;
 use buildcost_model::WasteClass;
+use buildcost_store::Store;
 use chrono::{DurationRound, TimeDelta, Utc};
+use rdkafka::config::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use tokio::sync::{oneshot, watch};
+
+use super::service::{run_service, Service, Started};
 
 /// The demo's configuration, written next to its store.
 pub const DEMO_CONFIG: &str = include_str!("../../assets/demo.toml");
 
+/// Partitions of the demo topic.
+const PARTITIONS: i32 = 4;
+
+/// Messages the history feed may run ahead of the consumer: the mock cluster keeps only 5 MB
+/// per partition, and drops the oldest messages beyond that.
+const MAX_AHEAD: u64 = 4_000;
+
 /// `demo` options.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Runs until Ctrl-C (or --duration). Nothing to install: the Kafka cluster \
+is librdkafka's in-process mock cluster, so the events live only as long as the demo; the store \
+folder stays and `buildcost --config DIR/buildcost.toml query|metrics` work on it afterwards."
+)]
 pub struct Args {
-    /// Folder for the demo's configuration, events, store and outputs (re-used if it exists).
+    /// Folder for the demo's configuration, store and outputs (re-used if it exists).
     #[arg(long, default_value = "buildcost-demo")]
     pub dir: PathBuf,
     /// Builds per day in the generated history.
@@ -26,12 +52,22 @@ pub struct Args {
     /// Random seed of the generated organisation.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Live feed speed-up: builds arrive this many times faster than --builds-per-day.
+    #[arg(long, default_value_t = 100)]
+    pub speed: u32,
+    /// Address for /metrics, /healthz and /readyz (default: http.listen of the demo config).
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen: Option<String>,
+    /// Stop after this long (`90s`, `10m`); default: run until Ctrl-C or SIGTERM.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
 }
 
 /// Runs `buildcost demo`.
 ///
 /// # Errors
-/// A file in the demo folder cannot be written.
+/// A file in the demo folder cannot be written, the mock cluster cannot start, or the pipeline
+/// failed.
 pub fn run(args: Args) -> Result<()> {
     let dir = &args.dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
@@ -40,7 +76,7 @@ pub fn run(args: Args) -> Result<()> {
     let now = Utc::now()
         .duration_trunc(TimeDelta::minutes(1))
         .context("cannot round the clock")?;
-    let mut generator = Generator::new(GeneratorConfig {
+    let generator = Generator::new(GeneratorConfig {
         seed: args.seed,
         builds_per_day: args.builds_per_day,
         end: now,
@@ -50,25 +86,220 @@ pub fn run(args: Args) -> Result<()> {
     });
     std::fs::write(dir.join("teams.csv"), generator.teams_csv())?;
     std::fs::write(dir.join("planted-teams.csv"), generator.planted_csv())?;
-    let events_path = dir.join("events.ndjson");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&events_path)?);
-    let stats = generator.write_events(&mut out)?;
-    out.flush()?;
-    eprintln!(
-        "generated {} builds of {} teams over 28 days (+{} re-sent, +{} malformed) → {}",
-        stats.valid,
-        generator.teams().len(),
-        stats.duplicates,
-        stats.invalid,
-        events_path.display()
-    );
 
-    let config = crate::config::load_file(&config_path)?;
-    let summary = super::ingest::ingest_file(&config, &events_path, true)?;
-    let snapshot = super::metrics::snapshot(&config, now)?;
+    let mut config = crate::config::load_file(&config_path)?;
+    let cluster: MockCluster<'static, DefaultProducerContext> =
+        MockCluster::new(1).context("cannot start the in-process Kafka cluster")?;
+    cluster
+        .create_topic(&config.kafka.topic, PARTITIONS, 1)
+        .context("cannot create the demo topic")?;
+    cluster
+        .create_topic(&config.kafka.dead_letter_topic, 1, 1)
+        .context("cannot create the dead-letter topic")?;
+    config.kafka.brokers = cluster.bootstrap_servers();
+
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .set("linger.ms", "20")
+        .create()
+        .context("cannot create the demo's producer")?;
+    let feeding = Arc::new(AtomicBool::new(true));
+    let service_state: Arc<OnceLock<Arc<ServiceState>>> = Arc::new(OnceLock::new());
+    let (history_tx, history_rx) = oneshot::channel();
+    let feeder = {
+        let feed = Feed {
+            topic: config.kafka.topic.clone(),
+            feeding: feeding.clone(),
+            consumer: service_state.clone(),
+            builds_per_day: args.builds_per_day,
+            speed: args.speed,
+        };
+        std::thread::spawn(move || feed.run(generator, &producer, history_tx))
+    };
+
+    let service = Service {
+        role: Role::Demo,
+        listen: args
+            .listen
+            .clone()
+            .unwrap_or_else(|| config.http.listen.clone()),
+        at: None,
+        kafka: Some(super::service::kafka_settings(&config)?),
+    };
+    let result = super::runtime()?.block_on(async {
+        let stop = super::service::stop_on_signal();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        {
+            let mut signal = stop.clone();
+            let duration = args.duration;
+            tokio::spawn(async move {
+                match duration {
+                    Some(d) => {
+                        tokio::select! {
+                            _ = signal.wait_for(|s| *s) => {}
+                            _ = tokio::time::sleep(d) => tracing::info!("--duration reached; stopping"),
+                        }
+                    }
+                    None => {
+                        let _ = signal.wait_for(|s| *s).await;
+                    }
+                }
+                let _ = stop_tx.send(true);
+            });
+        }
+        let (started_tx, started_rx) = oneshot::channel();
+        let banner = {
+            let (config, dir, config_path) = (config.clone(), dir.clone(), config_path.clone());
+            tokio::spawn(async move {
+                if let Err(e) = announce(&config, &dir, &config_path, started_rx, history_rx, &service_state).await {
+                    tracing::warn!(error = %format!("{e:#}"), "could not write the demo summary");
+                }
+            })
+        };
+        let summary = run_service(&config, service, stop_rx, Some(started_tx)).await;
+        banner.abort();
+        summary
+    });
+    feeding.store(false, Ordering::Relaxed);
+    let _ = feeder.join();
+    let summary = result?;
+    println!("{}", summary.to_json());
+    Ok(())
+}
+
+/// The generator's side of the demo: produces into the topic from its own thread.
+struct Feed {
+    topic: String,
+    feeding: Arc<AtomicBool>,
+    /// The service, once started: the history feed waits for its consumer.
+    consumer: Arc<OnceLock<Arc<ServiceState>>>,
+    builds_per_day: u32,
+    speed: u32,
+}
+
+impl Feed {
+    /// Messages the consumer has taken off the topic so far.
+    fn consumed(&self) -> u64 {
+        self.consumer.get().map_or(0, |state| {
+            let s = state.ingest_summary();
+            s.accepted + s.duplicates + s.rejected()
+        })
+    }
+
+    /// Produces the history, reports its size, then live builds until `feeding` turns false.
+    fn run(
+        &self,
+        mut generator: Generator,
+        producer: &ThreadedProducer<DefaultProducerContext>,
+        history: oneshot::Sender<GenStats>,
+    ) {
+        let mut stats = GenStats::default();
+        let mut open = true;
+        let mut sent = 0u64;
+        generator.for_each_line(
+            &mut |line| {
+                while open && sent >= self.consumed() + MAX_AHEAD {
+                    open = self.feeding.load(Ordering::Relaxed);
+                    // Back-pressure on the consumer; not a synchronisation of results.
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                open = open && send(producer, &self.topic, line.as_bytes(), &self.feeding);
+                sent += 1;
+            },
+            &mut stats,
+        );
+        if !open {
+            return;
+        }
+        let _ = producer.flush(Duration::from_secs(30));
+        let _ = history.send(stats);
+        // Live: every second, the builds of `speed` seconds of a day, finished in the last second.
+        let per_second = f64::from(self.builds_per_day) * f64::from(self.speed) / 86_400.0;
+        let mut owed = 0.0;
+        let mut live = GenStats::default();
+        while self.feeding.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_secs(1));
+            owed += per_second;
+            let n = owed.floor();
+            owed -= n;
+            let lines = generator.span(Utc::now(), TimeDelta::seconds(1), n as u32, &mut live);
+            for line in lines {
+                if !send(producer, &self.topic, line.as_bytes(), &self.feeding) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Sends one message, waiting while librdkafka's queue is full; false once feeding stopped.
+fn send(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    topic: &str,
+    payload: &[u8],
+    feeding: &AtomicBool,
+) -> bool {
+    let mut record = BaseRecord::<(), [u8]>::to(topic).payload(payload);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return true,
+            Err((e, back)) => {
+                if e.rdkafka_error_code() != Some(RDKafkaErrorCode::QueueFull) {
+                    tracing::warn!(error = %e, "the demo feed could not produce a message");
+                    return true;
+                }
+                if !feeding.load(Ordering::Relaxed) {
+                    return false;
+                }
+                // Back-pressure: librdkafka's background thread drains the queue.
+                std::thread::sleep(Duration::from_millis(5));
+                record = back;
+            }
+        }
+    }
+}
+
+/// Waits for the history to be stored, then writes `metrics.prom` and prints the banner.
+async fn announce(
+    config: &Config,
+    dir: &std::path::Path,
+    config_path: &std::path::Path,
+    started: oneshot::Receiver<Started>,
+    history: oneshot::Receiver<GenStats>,
+    service_state: &OnceLock<Arc<ServiceState>>,
+) -> Result<()> {
+    let started = started.await.context("the service did not start")?;
+    let _ = service_state.set(started.state.clone());
+    let produced = history
+        .await
+        .context("the feed stopped before the history")?;
+    let messages = produced.valid + produced.duplicates + produced.invalid;
+    eprintln!(
+        "produced 28 days of history: {} builds of the generated organisation, +{} re-sent, +{} malformed; consuming…",
+        produced.valid, produced.duplicates, produced.invalid
+    );
+    // The history is in once every message of it is consumed and the rows accepted by then
+    // are written (live builds keep arriving behind it).
+    let mut poll = tokio::time::interval(Duration::from_millis(200));
+    let mut history_accepted = None;
+    loop {
+        poll.tick().await;
+        let s = started.state.ingest_summary();
+        let processed = s.accepted + s.duplicates + s.rejected();
+        if history_accepted.is_none() && processed >= messages as u64 {
+            history_accepted = Some(s.accepted);
+        }
+        if history_accepted.is_some_and(|a| s.rows_written >= a) {
+            break;
+        }
+    }
+    let store = Store::open(&config.store.path)?;
+    let snapshot = Refresher::new(config.clone(), store, None)
+        .snapshot()
+        .await?;
     let metrics_path = dir.join("metrics.prom");
     std::fs::write(&metrics_path, buildcost_exporter::business_text(&snapshot)?)?;
-
+    let s = started.state.ingest_summary();
     let org = &snapshot.org;
     let w28 = org.windows.get("28d").cloned().unwrap_or_default();
     let above: Vec<_> = snapshot
@@ -82,23 +313,31 @@ pub fn run(args: Args) -> Result<()> {
         .iter()
         .filter(|t| t.baseline.as_ref().is_some_and(|b| b.status == "below"))
         .count();
-    let cfg = config_path.display();
+    let (addr, cfg) = (started.addr, config_path.display());
     println!(
         "\nbuildcost demo — {dir}\n\
-         \n  ingested   {} builds, {} rejected (dead letters in {store}/dead-letter/), {} duplicates dropped\
+         \n  ingested   {} builds, {} rejected (in the dead-letter topic with their reason), {} duplicates dropped\
          \n  org cost   €{:.2} over 28 days, {} builds, {} developers\
          \n  northstar  {:.1} % of the cost is avoidable failures (syntax, compile, lint, format): €{:.2}\
          \n  waste      {:.1} % of the cost in all\
          \n  teams      {} above their band ({}), {} below\
-         \n\nLook next:\
-         \n  {metrics}                      the Prometheus gauges at {now}\
+         \n\nLive builds keep arriving; the gauges refresh every {refresh}. Open:\
+         \n  http://{addr}/metrics     business gauges + the pipeline's own metrics\
+         \n  http://{addr}/readyz      readiness\
+         \n  {metrics}      the gauges once the history was in\
+         \n\nPoint Prometheus at it (prometheus.yml):\
+         \n  scrape_configs:\
+         \n    - job_name: buildcost\
+         \n      static_configs: [{{ targets: [\"{addr}\"] }}]\
+         \nthen add that Prometheus as a Grafana data source and chart e.g. buildcost_northstar_avoidable_waste_ratio.\
+         \n\nWhile it runs, or after Ctrl-C:\
          \n  buildcost --config {cfg} metrics\
          \n  buildcost --config {cfg} query \"SELECT waste_class, ROUND(SUM(cost_eur), 2) AS eur FROM builds GROUP BY waste_class ORDER BY eur DESC\"\
          \n  buildcost --config {cfg} query \"SELECT team, peer_group, ROUND(zscore, 2) AS z, status FROM baseline ORDER BY z DESC LIMIT 10\"\
-         \n  duckdb -c \"SELECT COUNT(*) FROM '{store}/date=*/*.parquet'\"",
-        summary.accepted,
-        summary.rejected(),
-        summary.duplicates,
+         \n",
+        s.accepted,
+        s.rejected(),
+        s.duplicates,
         w28.cost_eur,
         w28.builds(),
         org.developers,
@@ -109,7 +348,7 @@ pub fn run(args: Args) -> Result<()> {
         above.join(", "),
         below,
         dir = dir.display(),
-        store = config.store.path.display(),
+        refresh = config.refresh.interval,
         metrics = metrics_path.display(),
     );
     Ok(())

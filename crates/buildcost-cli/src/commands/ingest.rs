@@ -16,7 +16,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 #[command(
     after_help = "Without --input, consumes the [kafka] topic in its consumer group until SIGTERM or Ctrl-C, \
 committing offsets only after the Parquet files holding them are durable; rejected messages go to the \
-dead-letter topic. Several ingesters may share a group and a store."
+dead-letter topic. Several ingesters may share a group and a store; run `buildcost serve` on the \
+store for the business gauges. In Kafka mode /metrics carries the ingester's own counters and lag."
 )]
 pub struct Args {
     /// NDJSON file of build events, one per line; `-` reads standard input. Without it: Kafka.
@@ -25,6 +26,10 @@ pub struct Args {
     /// Hide the progress bar even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+    /// Kafka mode: address for /metrics (the ingester's own counters and consumer lag),
+    /// /healthz and /readyz. Default: http.listen; give each ingester on a host its own port.
+    #[arg(long, value_name = "IP:PORT", conflicts_with = "input")]
+    pub listen: Option<String>,
 }
 
 /// The decoder the configuration describes: its size limit, pseudonym key and classifier rules.
@@ -171,45 +176,29 @@ pub fn run(config_path: Option<&Path>, args: Args) -> Result<()> {
     tracing::debug!(config = %source, "configuration loaded");
     let summary = match &args.input {
         Some(input) => ingest_file(&config, input, !args.no_progress)?,
-        None => ingest_kafka(&config)?,
+        None => {
+            let listen = args.listen.unwrap_or_else(|| config.http.listen.clone());
+            ingest_kafka(&config, listen)?
+        }
     };
     println!("{}", summary.to_json());
     Ok(())
 }
 
-/// The Kafka settings of a configuration.
-pub fn kafka_settings(config: &Config) -> buildcost_ingest::KafkaSettings {
-    buildcost_ingest::KafkaSettings {
-        brokers: config.kafka.brokers.clone(),
-        topic: config.kafka.topic.clone(),
-        group_id: config.kafka.group_id.clone(),
-        dead_letter_topic: config.kafka.dead_letter_topic.clone(),
-        properties: config.kafka.properties.clone(),
-        batch_messages: config.ingest.batch_rows,
-        linger: std::time::Duration::from_secs(2),
-    }
-}
-
-/// Consumes the configured topic until SIGTERM or Ctrl-C; returns the counts.
+/// Consumes the configured topic until SIGTERM or Ctrl-C, serving the service's own metrics
+/// (not the business gauges) unless `listen` is `None`; returns the counts.
 ///
 /// # Errors
 /// The consumer cannot be created, or the store or dead-letter topic failed.
-pub fn ingest_kafka(config: &Config) -> Result<IngestSummary> {
-    let store = Store::open(&config.store.path)?;
-    let decoder = decoder(config)?;
-    let index = store.load_index()?;
+pub fn ingest_kafka(config: &Config, listen: String) -> Result<IngestSummary> {
+    let service = super::service::Service {
+        role: buildcost_exporter::Role::Ingest,
+        listen,
+        at: None,
+        kafka: Some(super::service::kafka_settings(config)?),
+    };
     super::runtime()?.block_on(async {
-        let mut ingest = buildcost_ingest::KafkaIngest::new(kafka_settings(config), decoder, store, index)?;
-        let summary = ingest.summary();
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            super::shutdown_signal().await;
-            tracing::info!("stopping: flushing and committing what is pending");
-            let _ = stop.send(true);
-        });
-        tracing::info!(topic = %config.kafka.topic, group = %config.kafka.group_id, brokers = %config.kafka.brokers, "consuming");
-        ingest.run(stopped).await?;
-        let counts = summary.lock().map(|s| s.clone()).unwrap_or_default();
-        anyhow::Ok(counts)
+        let stop = super::service::stop_on_signal();
+        super::service::run_service(config, service, stop, None).await
     })
 }

@@ -1,0 +1,206 @@
+//! The long-running roles: `run` (consume + store + refresh + serve), `serve` (refresh from the
+//! shared store + serve) and `ingest` in Kafka mode (consume + store, own metrics only), and the
+//! wiring they share with `demo`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use buildcost_exporter::{IngestHandles, Refresher, Role, ServiceState};
+use buildcost_ingest::{IngestSummary, KafkaIngest, KafkaSettings};
+use buildcost_model::config::Config;
+use buildcost_store::Store;
+use chrono::{DateTime, Utc};
+use tokio::sync::{oneshot, watch};
+
+/// Options of `run` and `serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address for /metrics, /healthz and /readyz (default: http.listen, 127.0.0.1:9898).
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen: Option<String>,
+    /// Evaluate the business gauges at this fixed instant (RFC 3339) instead of at each
+    /// refresh's time: for replays and for comparing with `buildcost metrics --at`.
+    #[arg(long, value_parser = super::parse_instant, value_name = "RFC3339")]
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// What one service process does.
+pub struct Service {
+    pub role: Role,
+    pub listen: String,
+    pub at: Option<DateTime<Utc>>,
+    /// The topic to consume, for the roles that consume.
+    pub kafka: Option<KafkaSettings>,
+}
+
+/// Where a started service can be reached.
+pub struct Started {
+    pub addr: SocketAddr,
+    pub state: Arc<ServiceState>,
+}
+
+/// The Kafka settings of a configuration.
+///
+/// # Errors
+/// `ingest.linger` is not a duration (caught by validation before).
+pub fn kafka_settings(config: &Config) -> Result<KafkaSettings> {
+    Ok(KafkaSettings {
+        brokers: config.kafka.brokers.clone(),
+        topic: config.kafka.topic.clone(),
+        group_id: config.kafka.group_id.clone(),
+        dead_letter_topic: config.kafka.dead_letter_topic.clone(),
+        properties: config.kafka.properties.clone(),
+        batch_messages: config.ingest.batch_rows,
+        linger: config.ingest.linger()?,
+        priced_classes: Some(config.pricing.runner_classes.keys().cloned().collect()),
+    })
+}
+
+/// Runs a service until `stop` turns true: then the consumer writes and commits what is
+/// pending, the refresh loop ends, and the HTTP server finishes its requests. `started`
+/// learns the address once the endpoints are up.
+///
+/// # Errors
+/// The store, the consumer or the listener cannot be opened, or the consumer failed (the store
+/// or the dead-letter topic): nothing past the failure is committed.
+pub async fn run_service(
+    config: &Config,
+    service: Service,
+    stop: watch::Receiver<bool>,
+    started: Option<oneshot::Sender<Started>>,
+) -> Result<IngestSummary> {
+    let store = Store::open(&config.store.path)?;
+    let mut ingest = match &service.kafka {
+        Some(settings) => {
+            let decoder = super::ingest::decoder(config)?;
+            let index = store.load_index()?;
+            tracing::info!(
+                stored = index.len(),
+                "loaded the ids of the builds already stored"
+            );
+            Some(KafkaIngest::new(
+                settings.clone(),
+                decoder,
+                store.clone(),
+                index,
+            )?)
+        }
+        None => None,
+    };
+    let handles = ingest
+        .as_ref()
+        .zip(service.kafka.as_ref())
+        .map(|(i, s)| IngestHandles {
+            topic: s.topic.clone(),
+            summary: i.summary(),
+            status: i.status(),
+        });
+    let state = Arc::new(ServiceState::new(service.role, handles));
+
+    let listener = buildcost_exporter::bind(&service.listen).await?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    let (http_stop, mut http_stopped) = watch::channel(false);
+    let server = tokio::spawn(buildcost_exporter::serve(
+        listener,
+        state.clone(),
+        async move {
+            let _ = http_stopped.wait_for(|s| *s).await;
+        },
+    ));
+    tracing::info!(
+        role = service.role.as_str(),
+        "serving http://{addr}/metrics (and /healthz, /readyz)"
+    );
+
+    let refresher = if service.role.refreshes() {
+        let interval = config.refresh.interval()?;
+        let refresher = Refresher::new(config.clone(), store.clone(), service.at);
+        Some(
+            refresher
+                .spawn(state.clone(), interval, stop.clone())
+                .context("cannot start the refresh thread")?,
+        )
+    } else {
+        None
+    };
+    if let Some(tx) = started {
+        let _ = tx.send(Started {
+            addr,
+            state: state.clone(),
+        });
+    }
+
+    let outcome = match ingest.as_mut() {
+        Some(ingest) => {
+            if let Some(s) = &service.kafka {
+                tracing::info!(topic = %s.topic, group = %s.group_id, brokers = %s.brokers, "consuming");
+            }
+            ingest.run(stop.clone()).await.map_err(anyhow::Error::from)
+        }
+        None => {
+            let mut stop = stop.clone();
+            let _ = stop.wait_for(|s| *s).await;
+            Ok(())
+        }
+    };
+    if let Err(e) = &outcome {
+        tracing::error!(error = %format!("{e:#}"), "the consumer stopped; shutting down");
+    }
+    if let Some(thread) = refresher {
+        // The refresher stops on `stop`; after a consumer failure `stop` may still be false.
+        if outcome.is_err() {
+            drop(thread);
+        } else {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+    let _ = http_stop.send(true);
+    match server.await {
+        Ok(Err(e)) => tracing::warn!(error = %e, "the HTTP server stopped with an error"),
+        Err(e) => tracing::warn!(error = %e, "the HTTP server task failed"),
+        Ok(Ok(())) => {}
+    }
+    outcome?;
+    Ok(state.ingest_summary())
+}
+
+/// A stop signal that turns true on SIGTERM or Ctrl-C.
+pub fn stop_on_signal() -> watch::Receiver<bool> {
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        super::shutdown_signal().await;
+        tracing::info!("stopping: flushing and committing what is pending");
+        let _ = stop.send(true);
+    });
+    stopped
+}
+
+/// Runs `buildcost run` (with Kafka) or `buildcost serve` (without).
+///
+/// # Errors
+/// See [`run_service`].
+pub fn run(config_path: Option<&Path>, args: Args, role: Role) -> Result<()> {
+    let (config, source) = crate::config::load(config_path)?;
+    tracing::debug!(config = %source, "configuration loaded");
+    let kafka = (role != Role::Serve)
+        .then(|| kafka_settings(&config))
+        .transpose()?;
+    let service = Service {
+        role,
+        listen: args.listen.unwrap_or_else(|| config.http.listen.clone()),
+        at: args.at,
+        kafka,
+    };
+    super::runtime()?.block_on(async {
+        let stop = stop_on_signal();
+        let summary = run_service(&config, service, stop, None).await?;
+        if role != Role::Serve {
+            println!("{}", summary.to_json());
+        }
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,118 @@
+//! The refresh loop: every `refresh.interval`, compute the business snapshot from the store and
+//! swap its encoded text into the [`ServiceState`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use buildcost_model::config::Config;
+use buildcost_query::{BuildcostContext, QuerySettings, Snapshot};
+use buildcost_store::Store;
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use crate::service::ServiceState;
+use crate::Result;
+
+/// Computes snapshots of one store.
+pub struct Refresher {
+    config: Config,
+    store: Store,
+    at: Option<DateTime<Utc>>,
+}
+
+impl Refresher {
+    /// A refresher of `config`'s store. With `at`, every snapshot is evaluated at that instant
+    /// (replays and tests); else at the time of the refresh.
+    pub fn new(config: Config, store: Store, at: Option<DateTime<Utc>>) -> Self {
+        Refresher { config, store, at }
+    }
+
+    /// One snapshot, now. The teams file is read again each time, so edits are picked up.
+    ///
+    /// # Errors
+    /// The teams file, the store or a query failed.
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        let at = self.at.unwrap_or_else(Utc::now);
+        let settings = QuerySettings::from_config(&self.config)?;
+        let ctx = BuildcostContext::open(&self.store, &settings, at).await?;
+        Ok(Snapshot::compute(&ctx).await?)
+    }
+
+    /// Refreshes once and publishes the result; a failure is logged, counted and leaves the
+    /// last snapshot served.
+    pub async fn refresh_once(&self, state: &ServiceState) -> bool {
+        let started = Instant::now();
+        let result = match self.snapshot().await {
+            Ok(snapshot) => crate::business_text(&snapshot).map(|text| (snapshot.at, text)),
+            Err(e) => Err(e),
+        };
+        let took = started.elapsed();
+        match result {
+            Ok((at, text)) => {
+                tracing::debug!(seconds = took.as_secs_f64(), %at, bytes = text.len(), "refreshed the business gauges");
+                state.publish(text, at, took);
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "refresh failed; serving the last good snapshot");
+                state.refresh_failed(&e.to_string(), took);
+                false
+            }
+        }
+    }
+
+    /// Refreshes at once, then every `interval`, until `shutdown` turns true. A refresh in
+    /// progress at shutdown is dropped (it only reads).
+    pub async fn run(
+        self,
+        state: Arc<ServiceState>,
+        interval: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(interval);
+        // A refresh slower than the interval delays the next one instead of piling them up.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    tokio::select! {
+                        _ = self.refresh_once(&state) => {}
+                        _ = shutdown.wait_for(|s| *s) => {}
+                    }
+                }
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// Runs [`Refresher::run`] on a thread of its own, so the CPU-bound queries never hold up
+    /// the consumer or a scrape.
+    ///
+    /// # Errors
+    /// The thread or its runtime could not be started.
+    pub fn spawn(
+        self,
+        state: Arc<ServiceState>,
+        interval: Duration,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("buildcost-refresh".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start the refresh runtime");
+                        return;
+                    }
+                };
+                runtime.block_on(self.run(state, interval, shutdown));
+            })
+    }
+}

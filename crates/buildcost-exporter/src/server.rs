@@ -1,0 +1,90 @@
+//! The HTTP endpoints: `/metrics`, `/healthz`, `/readyz` (axum).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::service::ServiceState;
+use crate::{Error, Result};
+
+/// The content type of the Prometheus text format.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Opens the listener on `addr` (an `IP:port`; port 0 picks a free one).
+///
+/// # Errors
+/// The address is taken or not ours.
+pub async fn bind(addr: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|source| Error::Bind {
+        addr: addr.to_owned(),
+        source,
+    })
+}
+
+/// The routes of the service.
+pub fn router(state: Arc<ServiceState>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes the requests in flight.
+///
+/// # Errors
+/// The server failed.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<ServiceState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(Error::Serve)
+}
+
+async fn index(State(state): State<Arc<ServiceState>>) -> impl IntoResponse {
+    format!(
+        "buildcost {} ({})\n\n/metrics  Prometheus metrics\n/healthz  liveness\n/readyz   readiness\n",
+        env!("CARGO_PKG_VERSION"),
+        state.role().as_str()
+    )
+}
+
+async fn metrics(State(state): State<Arc<ServiceState>>) -> Response {
+    match state.metrics_text() {
+        Ok(text) => ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode the metrics");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot encode the metrics: {e}\n"),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<Arc<ServiceState>>) -> Response {
+    match state.readiness() {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response(),
+    }
+}

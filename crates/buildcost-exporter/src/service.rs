@@ -1,0 +1,418 @@
+//! The running service's state: the last encoded business snapshot, how the refreshes went, and
+//! the ingest counters — everything `/metrics`, `/healthz` and `/readyz` answer from.
+//!
+//! A scrape never waits for a refresh: the refresh loop encodes each new snapshot once and swaps
+//! it in; a scrape copies the last one and appends the service's own metrics, read from counters
+//! the ingest loop keeps.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use buildcost_ingest::{ConsumerStatus, IngestSummary};
+use buildcost_model::RejectReason;
+use chrono::{DateTime, Utc};
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+use crate::names::*;
+use crate::Result;
+
+/// What a process does; shown in `buildcost_build_info{role}` and deciding readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Consume, store, refresh and serve.
+    Run,
+    /// Consume and store; serve only the service's own metrics.
+    Ingest,
+    /// Refresh from the shared store and serve.
+    Serve,
+    /// `buildcost demo`: `run` on an in-process cluster.
+    Demo,
+}
+
+impl Role {
+    /// The role's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Run => "run",
+            Role::Ingest => "ingest",
+            Role::Serve => "serve",
+            Role::Demo => "demo",
+        }
+    }
+
+    /// Whether this role computes the business gauges.
+    pub fn refreshes(self) -> bool {
+        self != Role::Ingest
+    }
+}
+
+/// The ingest loop's shared counters, for a role that consumes.
+#[derive(Clone)]
+pub struct IngestHandles {
+    pub topic: String,
+    pub summary: Arc<Mutex<IngestSummary>>,
+    pub status: Arc<Mutex<ConsumerStatus>>,
+}
+
+/// How the refreshes have gone.
+#[derive(Debug, Clone, Default)]
+pub struct RefreshStatus {
+    pub refreshes: u64,
+    pub failures: u64,
+    pub last_duration: Option<Duration>,
+    pub last_success: Option<DateTime<Utc>>,
+    /// The evaluation instant of the snapshot being served.
+    pub snapshot_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+/// Everything the HTTP endpoints answer from.
+pub struct ServiceState {
+    role: Role,
+    started: DateTime<Utc>,
+    business: RwLock<Option<Arc<String>>>,
+    refresh: Mutex<RefreshStatus>,
+    ingest: Option<IngestHandles>,
+}
+
+impl ServiceState {
+    /// The state of a process in `role`; `ingest` for the roles that consume.
+    pub fn new(role: Role, ingest: Option<IngestHandles>) -> Self {
+        ServiceState {
+            role,
+            started: Utc::now(),
+            business: RwLock::new(None),
+            refresh: Mutex::new(RefreshStatus::default()),
+            ingest,
+        }
+    }
+
+    /// The role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Swaps in a new encoded snapshot evaluated at `at`, computed in `took`.
+    pub fn publish(&self, text: String, at: DateTime<Utc>, took: Duration) {
+        if let Ok(mut b) = self.business.write() {
+            *b = Some(Arc::new(text));
+        }
+        if let Ok(mut r) = self.refresh.lock() {
+            r.refreshes += 1;
+            r.last_duration = Some(took);
+            r.last_success = Some(Utc::now());
+            r.snapshot_at = Some(at);
+            r.last_error = None;
+        }
+    }
+
+    /// Records a failed refresh; the last good snapshot stays served.
+    pub fn refresh_failed(&self, error: &str, took: Duration) {
+        if let Ok(mut r) = self.refresh.lock() {
+            r.refreshes += 1;
+            r.failures += 1;
+            r.last_duration = Some(took);
+            r.last_error = Some(error.to_owned());
+        }
+    }
+
+    /// How the refreshes have gone.
+    pub fn refresh_status(&self) -> RefreshStatus {
+        self.refresh.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// The ingest counters so far (zero for a role that does not consume).
+    pub fn ingest_summary(&self) -> IngestSummary {
+        self.ingest
+            .as_ref()
+            .and_then(|i| i.summary.lock().ok().map(|s| s.clone()))
+            .unwrap_or_default()
+    }
+
+    /// The consumer's lag and broker state (default for a role that does not consume).
+    pub fn consumer_status(&self) -> ConsumerStatus {
+        self.ingest
+            .as_ref()
+            .and_then(|i| i.status.lock().ok().map(|s| s.clone()))
+            .unwrap_or_default()
+    }
+
+    /// `Ok` when the process can do its job: a snapshot to serve (roles that refresh) and a
+    /// broker connection (roles that consume); else why not.
+    pub fn readiness(&self) -> std::result::Result<(), String> {
+        if self.role.refreshes() && self.business.read().map(|b| b.is_none()).unwrap_or(true) {
+            let why = self.refresh_status().last_error.map_or_else(
+                || "the first refresh has not finished".to_owned(),
+                |e| format!("no refresh has succeeded yet: {e}"),
+            );
+            return Err(why);
+        }
+        if self.ingest.is_some() {
+            let status = self.consumer_status();
+            if !status.reported {
+                return Err("the Kafka consumer has not reported yet".into());
+            }
+            if status.brokers_up == 0 {
+                return Err("the Kafka consumer has no broker connection".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The `/metrics` body: the last business snapshot, then the service's own metrics.
+    ///
+    /// # Errors
+    /// Only on a bug (a metric that cannot be registered).
+    pub fn metrics_text(&self) -> Result<String> {
+        let own = crate::encode(&self.own_registry()?)?;
+        let business = self.business.read().ok().and_then(|b| b.clone());
+        let mut out = String::with_capacity(business.as_ref().map_or(0, |b| b.len()) + own.len());
+        if let Some(b) = business {
+            out.push_str(&b);
+        }
+        out.push_str(&own);
+        Ok(out)
+    }
+
+    /// A registry of the service's own metrics as they are now. Built per scrape from the
+    /// counters the loops keep (a few dozen series; microseconds).
+    fn own_registry(&self) -> Result<Registry> {
+        let r = Registry::new();
+        let info = IntGaugeVec::new(
+            Opts::new(
+                BUILD_INFO,
+                "Version and role of this buildcost process; always 1.",
+            ),
+            &["version", "role"],
+        )?;
+        r.register(Box::new(info.clone()))?;
+        info.with_label_values(&[env!("CARGO_PKG_VERSION"), self.role.as_str()])
+            .set(1);
+        let started = Gauge::with_opts(Opts::new(
+            UP_SINCE,
+            "Start time of the process, in Unix seconds.",
+        ))?;
+        r.register(Box::new(started.clone()))?;
+        started.set(unix_seconds(self.started));
+
+        if self.role.refreshes() {
+            let status = self.refresh_status();
+            counter(
+                &r,
+                REFRESHES,
+                "Refreshes of the business gauges, failed ones included.",
+                status.refreshes,
+            )?;
+            counter(
+                &r,
+                REFRESH_FAILURES,
+                "Refreshes that failed; the last good snapshot stays served.",
+                status.failures,
+            )?;
+            let took = Gauge::with_opts(Opts::new(
+                REFRESH_DURATION,
+                "Duration of the last refresh, in seconds.",
+            ))?;
+            r.register(Box::new(took.clone()))?;
+            took.set(status.last_duration.map_or(0.0, |d| d.as_secs_f64()));
+            let last = Gauge::with_opts(Opts::new(
+                REFRESH_LAST_SUCCESS,
+                "Time of the last successful refresh, in Unix seconds (0: none yet).",
+            ))?;
+            r.register(Box::new(last.clone()))?;
+            last.set(status.last_success.map_or(0.0, unix_seconds));
+            let at = Gauge::with_opts(Opts::new(
+                SNAPSHOT_AT,
+                "Evaluation instant of the business gauges served, in Unix seconds (0: none yet).",
+            ))?;
+            r.register(Box::new(at.clone()))?;
+            at.set(status.snapshot_at.map_or(0.0, unix_seconds));
+        }
+
+        if let Some(ingest) = &self.ingest {
+            let s = self.ingest_summary();
+            counter(
+                &r,
+                EVENTS_ACCEPTED,
+                "Events accepted and stored.",
+                s.accepted,
+            )?;
+            let rejected = IntCounterVec::new(
+                Opts::new(
+                    EVENTS_REJECTED,
+                    "Events rejected, by reason; each is dead-lettered.",
+                ),
+                &["reason"],
+            )?;
+            r.register(Box::new(rejected.clone()))?;
+            for reason in RejectReason::ALL {
+                rejected
+                    .with_label_values(&[reason.as_str()])
+                    .inc_by(s.rejected_by_reason.get(*reason));
+            }
+            counter(
+                &r,
+                EVENTS_DUPLICATE,
+                "Events whose event_id was stored already (not stored again).",
+                s.duplicates,
+            )?;
+            counter(
+                &r,
+                DEAD_LETTERS,
+                "Rejected events acknowledged by the dead-letter topic.",
+                s.dead_lettered,
+            )?;
+            counter(&r, BUILDS_UNPRICED, "Accepted builds on a runner class missing from the price table (priced at pricing.default).", s.unpriced)?;
+            counter(
+                &r,
+                FILES_WRITTEN,
+                "Parquet files written durably.",
+                s.files_written,
+            )?;
+            counter(
+                &r,
+                ROWS_WRITTEN,
+                "Rows written durably to Parquet.",
+                s.rows_written,
+            )?;
+            counter(
+                &r,
+                CONSUMER_ERRORS,
+                "Errors reported by the Kafka consumer (retried with backoff).",
+                s.consumer_errors,
+            )?;
+            counter(
+                &r,
+                COMMIT_FAILURES,
+                "Offset commits that failed (retried; the rows were durable).",
+                s.commit_failures,
+            )?;
+            let status = self.consumer_status();
+            let lag = IntGaugeVec::new(
+                Opts::new(CONSUMER_LAG, "Messages between the committed offset and the high watermark, per assigned partition."),
+                &["topic", "partition"],
+            )?;
+            r.register(Box::new(lag.clone()))?;
+            for (partition, n) in &status.lag {
+                lag.with_label_values(&[ingest.topic.as_str(), &partition.to_string()])
+                    .set(*n);
+            }
+            let up = IntGauge::with_opts(Opts::new(
+                CONSUMER_BROKERS_UP,
+                "Brokers the consumer is connected to.",
+            ))?;
+            r.register(Box::new(up.clone()))?;
+            up.set(i64::try_from(status.brokers_up).unwrap_or(i64::MAX));
+        }
+        Ok(r)
+    }
+}
+
+fn counter(r: &Registry, name: &str, help: &str, value: u64) -> Result<()> {
+    let c = IntCounter::with_opts(Opts::new(name, help))?;
+    r.register(Box::new(c.clone()))?;
+    c.inc_by(value);
+    Ok(())
+}
+
+fn unix_seconds(t: DateTime<Utc>) -> f64 {
+    t.timestamp_micros() as f64 / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_serve_role_is_not_ready_before_its_first_snapshot_and_serves_it_after() {
+        let state = ServiceState::new(Role::Serve, None);
+        assert!(state.readiness().is_err());
+        let text = state.metrics_text().unwrap();
+        assert!(
+            text.contains("buildcost_build_info{role=\"serve\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("buildcost_refresh_last_success_timestamp_seconds 0"),
+            "{text}"
+        );
+        assert!(
+            !text.contains(EVENTS_ACCEPTED),
+            "a serve role does not consume: {text}"
+        );
+
+        state.refresh_failed("teams file missing", Duration::from_millis(3));
+        assert_eq!(
+            state.readiness().unwrap_err(),
+            "no refresh has succeeded yet: teams file missing"
+        );
+
+        let at = Utc::now();
+        state.publish(
+            "buildcost_org_developers 7\n".into(),
+            at,
+            Duration::from_millis(12),
+        );
+        assert_eq!(state.readiness(), Ok(()));
+        let text = state.metrics_text().unwrap();
+        assert!(text.starts_with("buildcost_org_developers 7\n"), "{text}");
+        assert!(
+            text.contains("buildcost_refresh_failures_total 1"),
+            "{text}"
+        );
+        assert!(text.contains("buildcost_refreshes_total 2"), "{text}");
+        assert!(
+            text.contains("buildcost_refresh_duration_seconds 0.012"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_ingest_role_reports_counts_by_reason_and_lag_per_partition() {
+        let mut summary = IngestSummary {
+            accepted: 40,
+            duplicates: 3,
+            ..IngestSummary::default()
+        };
+        summary.rejected_by_reason.add(RejectReason::InvalidJson, 2);
+        let handles = IngestHandles {
+            topic: "ci.build-events".into(),
+            summary: Arc::new(Mutex::new(summary)),
+            status: Arc::new(Mutex::new(ConsumerStatus::default())),
+        };
+        let state = ServiceState::new(Role::Ingest, Some(handles.clone()));
+        assert_eq!(
+            state.readiness().unwrap_err(),
+            "the Kafka consumer has not reported yet"
+        );
+        *handles.status.lock().unwrap() = ConsumerStatus {
+            lag: [(0, 5), (3, 0)].into_iter().collect(),
+            brokers_up: 1,
+            reported: true,
+        };
+        assert_eq!(
+            state.readiness(),
+            Ok(()),
+            "an ingest role needs no snapshot"
+        );
+        let text = state.metrics_text().unwrap();
+        for line in [
+            "buildcost_events_accepted_total 40",
+            "buildcost_events_duplicate_total 3",
+            "buildcost_events_rejected_total{reason=\"invalid_json\"} 2",
+            "buildcost_events_rejected_total{reason=\"too_large\"} 0",
+            "buildcost_consumer_lag_messages{partition=\"0\",topic=\"ci.build-events\"} 5",
+            "buildcost_consumer_lag_messages{partition=\"3\",topic=\"ci.build-events\"} 0",
+            "buildcost_consumer_brokers_up 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing `{line}` in\n{text}"
+            );
+        }
+        assert!(
+            !text.contains(REFRESHES),
+            "an ingest role does not refresh: {text}"
+        );
+    }
+}
