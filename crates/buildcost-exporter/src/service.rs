@@ -386,6 +386,7 @@ mod tests {
             "the Kafka consumer has not reported yet"
         );
         *handles.status.lock().unwrap() = ConsumerStatus {
+            assigned: [0, 3].into_iter().collect(),
             lag: [(0, 5), (3, 0)].into_iter().collect(),
             brokers_up: 1,
             reported: true,

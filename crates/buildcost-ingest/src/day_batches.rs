@@ -74,7 +74,10 @@ impl DayBatches {
                     ))
                 });
             match result {
-                Ok(file) => written.push(file),
+                Ok(file) => {
+                    index.mark_file(file.0.clone());
+                    written.push(file);
+                }
                 Err(e) => {
                     ids.iter().for_each(|id| index.remove(id));
                     failed = Some(e);

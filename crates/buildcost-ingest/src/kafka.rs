@@ -54,8 +54,6 @@ impl KafkaSettings {
         // librdkafka's own messages go to our log at their level (`debug` properties included).
         c.set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
         c.set("bootstrap.servers", &self.brokers);
-        // Consumer lag per partition and broker state come from librdkafka's statistics.
-        c.set("statistics.interval.ms", "1000");
         for (k, v) in &self.properties {
             c.set(k, v);
         }
@@ -67,7 +65,10 @@ impl KafkaSettings {
 /// (every `statistics.interval.ms`, 1 s unless `[kafka.properties]` says otherwise).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConsumerStatus {
-    /// Messages between the committed offset and the high watermark, per assigned partition.
+    /// Partitions assigned to this consumer (kept by the rebalance callback).
+    pub assigned: BTreeSet<i32>,
+    /// Messages between the committed offset and the high watermark, per assigned partition
+    /// whose committed offset and high watermark are known.
     pub lag: BTreeMap<i32, i64>,
     /// Brokers the consumer has a working connection to.
     pub brokers_up: usize,
@@ -80,6 +81,8 @@ pub struct ConsumerStatus {
 #[derive(Default)]
 struct Shared {
     revoked: Vec<i32>,
+    /// Partitions came in: another process may have stored part of them.
+    assigned: bool,
     durable_uncommitted: HashMap<i32, i64>,
 }
 
@@ -104,12 +107,15 @@ impl ClientContext for IngestContext {
     }
 
     fn stats(&self, statistics: rdkafka::Statistics) {
+        let Ok(mut status) = self.status.lock() else {
+            return;
+        };
         let mut lag = BTreeMap::new();
         if let Some(topic) = statistics.topics.get(&self.topic) {
             for p in topic.partitions.values() {
-                // -1 is librdkafka's internal "unassigned" partition; `desired` = assigned to us.
-                // A lag of -1 means "not known yet" (no committed offset or watermark).
-                if p.partition >= 0 && p.desired && p.consumer_lag >= 0 {
+                // Only partitions assigned to us (the rebalance callback keeps that list); a
+                // lag of -1 means "not known yet" (no committed offset or watermark).
+                if status.assigned.contains(&p.partition) && p.consumer_lag >= 0 {
                     lag.insert(p.partition, p.consumer_lag);
                 }
             }
@@ -119,17 +125,37 @@ impl ClientContext for IngestContext {
             .values()
             .filter(|b| b.nodeid >= 0 && b.state == "UP")
             .count();
-        if let Ok(mut status) = self.status.lock() {
-            *status = ConsumerStatus {
-                lag,
-                brokers_up,
-                reported: true,
-            };
-        }
+        status.lag = lag;
+        status.brokers_up = brokers_up;
+        status.reported = true;
     }
 }
 
 impl ConsumerContext for IngestContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Ok(mut status) = self.status.lock() else {
+            return;
+        };
+        match rebalance {
+            Rebalance::Assign(list) => {
+                if let Ok(mut shared) = self.shared.lock() {
+                    shared.assigned = true;
+                }
+                status.assigned = list
+                    .elements_for_topic(&self.topic)
+                    .iter()
+                    .map(|e| e.partition())
+                    .collect();
+                tracing::info!(partitions = ?status.assigned, "partitions assigned");
+            }
+            Rebalance::Revoke(_) => {
+                status.assigned.clear();
+                status.lag.clear();
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(list) = rebalance else {
             return;
@@ -223,6 +249,14 @@ impl KafkaIngest {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
+            // Consumer lag per partition and broker state come from librdkafka's statistics.
+            .set(
+                "statistics.interval.ms",
+                settings
+                    .properties
+                    .get("statistics.interval.ms")
+                    .map_or("1000", String::as_str),
+            )
             .create_with_context(context)
             .map_err(kafka_err("create the consumer"))?;
         consumer
@@ -275,6 +309,7 @@ impl KafkaIngest {
     pub async fn run(&mut self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
         let mut tick = tokio::time::interval(self.settings.linger.min(Duration::from_millis(200)));
         let mut backoff = Duration::from_millis(100);
+        let mut last_retry = Instant::now();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -287,31 +322,52 @@ impl KafkaIngest {
                         let (partition, offset) = (m.partition(), m.offset());
                         let payload = m.payload().unwrap_or_default().to_vec();
                         drop(m);
-                        self.drop_revoked();
+                        self.drop_revoked()?;
                         self.handle(partition, offset, &payload)?;
                     }
                     Err(e) => {
                         self.count(|s| s.consumer_errors += 1);
-                        tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Kafka consumer error; retrying");
+                        // librdkafka reconnects and retries by itself; these errors report what
+                        // it is going through. A short, growing pause keeps a dead cluster from
+                        // spinning the loop, capped so recovery is noticed within a second.
+                        tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Kafka consumer error; librdkafka retries");
                         tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
                     }
                 },
                 _ = tick.tick() => {}
             }
-            self.drop_revoked();
+            self.drop_revoked()?;
             self.flush_due(false).await?;
+            if last_retry.elapsed() >= Duration::from_secs(1) {
+                last_retry = Instant::now();
+                self.retry_commits();
+            }
         }
         self.flush_due(true).await?;
         self.retry_commits();
         Ok(())
     }
 
-    fn drop_revoked(&mut self) {
-        let revoked = match self.shared.lock() {
-            Ok(mut s) => std::mem::take(&mut s.revoked),
-            Err(_) => return,
+    /// Acts on a rebalance: drops the in-flight batches of revoked partitions and, after an
+    /// assignment, adds to the index what other ingesters stored meanwhile.
+    fn drop_revoked(&mut self) -> Result<()> {
+        let (revoked, assigned) = match self.shared.lock() {
+            Ok(mut s) => (
+                std::mem::take(&mut s.revoked),
+                std::mem::take(&mut s.assigned),
+            ),
+            Err(_) => return Ok(()),
         };
+        if assigned {
+            let read = self.store.catch_up_index(&mut self.index)?;
+            if read > 0 {
+                tracing::info!(
+                    files = read,
+                    "read the ids of files other ingesters wrote since start-up"
+                );
+            }
+        }
         for partition in revoked {
             if let Some(batch) = self.batches.remove(&partition) {
                 tracing::debug!(
@@ -322,6 +378,7 @@ impl KafkaIngest {
                 batch.rows.discard(&mut self.index);
             }
         }
+        Ok(())
     }
 
     fn handle(&mut self, partition: i32, offset: i64, payload: &[u8]) -> Result<()> {
@@ -479,6 +536,7 @@ impl KafkaIngest {
         Ok(())
     }
 
+    /// Commits durable offsets whose commit failed before; forgets those that go through.
     fn retry_commits(&self) {
         let pending: Vec<(i32, i64)> = match self.shared.lock() {
             Ok(s) => s
@@ -492,9 +550,24 @@ impl KafkaIngest {
         for (p, o) in &pending {
             let _ = list.add_partition_offset(&self.settings.topic, *p, Offset::Offset(*o));
         }
-        if list.count() > 0 {
-            if let Err(e) = self.consumer.commit(&list, CommitMode::Sync) {
-                tracing::warn!(error = %e, "final commit failed; the last batches will be replayed and de-duplicated");
+        if list.count() == 0 {
+            return;
+        }
+        match self.consumer.commit(&list, CommitMode::Sync) {
+            Ok(()) => {
+                if let Ok(mut s) = self.shared.lock() {
+                    for (p, o) in pending {
+                        // A later flush may have moved the partition on meanwhile.
+                        if s.durable_uncommitted.get(&p) == Some(&o) {
+                            s.durable_uncommitted.remove(&p);
+                        }
+                    }
+                }
+                tracing::info!(partitions = list.count(), "retried commits went through");
+            }
+            Err(e) => {
+                self.count(|s| s.commit_failures += 1);
+                tracing::warn!(error = %e, "retrying commits failed; retrying later (a replay is de-duplicated)");
             }
         }
     }

@@ -64,6 +64,14 @@ async fn produce(bootstrap: &str, messages: &[Vec<u8>]) {
 }
 
 fn settings(bootstrap: &str) -> KafkaSettings {
+    // BUILDCOST_LOG=debug shows the ingester's and librdkafka's logs when a test fails.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BUILDCOST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_test_writer()
+        .try_init();
     KafkaSettings {
         brokers: bootstrap.to_owned(),
         topic: TOPIC.into(),
@@ -254,4 +262,203 @@ async fn a_replay_of_durable_but_uncommitted_messages_stores_nothing_twice() {
     assert_eq!(second.duplicates, messages.len() as u64, "{second:?}");
     assert_eq!(stored_rows(&store), 200);
     assert_eq!(committed(&bootstrap, "replay", 2), messages.len() as i64);
+}
+
+/// An ingester running in the background.
+struct Running {
+    summary: Arc<Mutex<IngestSummary>>,
+    status: Arc<Mutex<buildcost_ingest::ConsumerStatus>>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<buildcost_ingest::Result<()>>,
+}
+
+impl Running {
+    fn start(settings: KafkaSettings, store: &Store) -> Running {
+        let mut ingest = KafkaIngest::new(
+            settings,
+            decoder(),
+            store.clone(),
+            store.load_index().unwrap(),
+        )
+        .unwrap();
+        let (summary, status) = (ingest.summary(), ingest.status());
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(async move { ingest.run(stopped).await });
+        Running {
+            summary,
+            status,
+            stop,
+            task,
+        }
+    }
+
+    fn counts(&self) -> IngestSummary {
+        self.summary.lock().unwrap().clone()
+    }
+
+    async fn finish(self) -> IngestSummary {
+        self.stop.send(true).unwrap();
+        self.task.await.unwrap().unwrap();
+        let s = self.summary.lock().unwrap().clone();
+        s
+    }
+}
+
+/// Fails unless exactly `expected` distinct builds are stored and none in more than one row,
+/// but for ids in `resent` (the workload's own re-sends: two copies on partitions owned by two
+/// ingesters at once can both be stored; the `builds` view keeps one).
+fn assert_stored_once_but(store: &Store, expected: usize, resent: &[String]) {
+    let counts = store.event_id_counts().unwrap();
+    let twice: Vec<_> = counts
+        .iter()
+        .filter(|(id, n)| **n > 1 && !resent.contains(id))
+        .collect();
+    assert!(twice.is_empty(), "stored more than once: {twice:?}");
+    assert_eq!(counts.len(), expected, "distinct builds stored");
+}
+
+fn assert_stored_once(store: &Store, expected: usize) {
+    assert_stored_once_but(store, expected, &[]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_goes_down_and_comes_back_loses_nothing() {
+    let (cluster, bootstrap) = mock_cluster(2);
+    let messages = workload(300, 6);
+    let (first, second) = messages.split_at(150);
+    produce(&bootstrap, first).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut fast_reconnect = settings(&bootstrap);
+    // librdkafka backs off reconnects up to 10 s by default; 1 s keeps the test short.
+    fast_reconnect
+        .properties
+        .insert("reconnect.backoff.max.ms".into(), "1000".into());
+    let running = Running::start(fast_reconnect, &store);
+    wait_for(Duration::from_secs(60), "the first half", || {
+        processed(&running.summary) >= first.len() as u64
+    })
+    .await;
+
+    cluster.broker_down(1).unwrap();
+    wait_for(
+        Duration::from_secs(60),
+        "the consumer to see the broker go",
+        || running.status.lock().unwrap().brokers_up == 0,
+    )
+    .await;
+    let down = Instant::now();
+    cluster.broker_up(1).unwrap();
+    wait_for(Duration::from_secs(60), "the broker to be back", || {
+        running.status.lock().unwrap().brokers_up == 1
+    })
+    .await;
+    eprintln!(
+        "reconnected {:?} after the broker came back",
+        down.elapsed()
+    );
+    produce(&bootstrap, second).await;
+    wait_for(Duration::from_secs(150), "the second half", || {
+        processed(&running.summary) >= messages.len() as u64
+    })
+    .await;
+    eprintln!("caught up {:?} after the broker came back", down.elapsed());
+    let s = running.finish().await;
+    assert_eq!((s.accepted, s.rejected()), (300, 6), "{s:?}");
+    assert_stored_once(&store, 300);
+    assert_eq!(
+        committed(&bootstrap, "buildcost-test", 2),
+        messages.len() as i64
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_commits_are_retried_and_nothing_is_stored_twice() {
+    let (cluster, bootstrap) = mock_cluster(2);
+    let messages = workload(200, 0);
+    produce(&bootstrap, &messages).await;
+    // The next four offset commits fail with an error librdkafka does not retry itself.
+    cluster.request_errors(
+        rdkafka::types::RDKafkaApiKey::OffsetCommit,
+        &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE; 4],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let running = Running::start(settings(&bootstrap), &store);
+    wait_for(
+        Duration::from_secs(60),
+        "every message and a failed commit",
+        || {
+            let s = running.counts();
+            s.accepted + s.duplicates >= messages.len() as u64 && s.commit_failures > 0
+        },
+    )
+    .await;
+    // The retries (every second) get through once the injected errors are used up.
+    wait_for(Duration::from_secs(60), "the commits to catch up", || {
+        committed(&bootstrap, "buildcost-test", 2) == messages.len() as i64
+    })
+    .await;
+    let s = running.finish().await;
+    assert!(s.commit_failures >= 1, "{s:?}");
+    assert_stored_once(&store, 200);
+
+    // A restart of the group reads nothing again: the commits are where the data is.
+    let again = Running::start(settings(&bootstrap), &store);
+    let s = again.finish().await;
+    assert_eq!((s.accepted, s.duplicates), (0, 0), "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_errors_are_retried_without_loss() {
+    let (cluster, bootstrap) = mock_cluster(2);
+    let messages = workload(200, 4);
+    produce(&bootstrap, &messages).await;
+    cluster.request_errors(
+        rdkafka::types::RDKafkaApiKey::Fetch,
+        &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 6],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let s = consume(settings(&bootstrap), &store, messages.len() as u64).await;
+    assert_eq!((s.accepted, s.rejected()), (200, 4), "{s:?}");
+    assert_stored_once(&store, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ingesters_share_the_partitions_and_one_dying_loses_nothing() {
+    let (_cluster, bootstrap) = mock_cluster(4);
+    let messages = workload(400, 8);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let a = Running::start(settings(&bootstrap), &store);
+    let b = Running::start(settings(&bootstrap), &store);
+    // Both members get partitions before the events arrive.
+    wait_for(
+        Duration::from_secs(60),
+        "both members to be assigned",
+        || {
+            !a.status.lock().unwrap().assigned.is_empty()
+                && !b.status.lock().unwrap().assigned.is_empty()
+        },
+    )
+    .await;
+    produce(&bootstrap, &messages).await;
+    wait_for(Duration::from_secs(60), "A to take some messages", || {
+        processed(&a.summary) > 0
+    })
+    .await;
+    // A dies without flushing or committing: its in-flight batches are lost, B re-reads them.
+    a.task.abort();
+    let _ = a.task.await;
+    wait_for(
+        Duration::from_secs(90),
+        "B to own every partition and catch up",
+        || committed(&bootstrap, "buildcost-test", 4) == messages.len() as i64,
+    )
+    .await;
+    let sb = b.finish().await;
+    assert!(sb.accepted > 0, "{sb:?}");
+    let resent: Vec<String> = (0..400).step_by(10).map(|i| format!("k-{i}")).collect();
+    assert_stored_once_but(&store, 400, &resent);
 }

@@ -1,6 +1,7 @@
 //! The set of stored event ids, for de-duplication across runs.
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -9,6 +10,8 @@ use xxhash_rust::xxh3::xxh3_128;
 #[derive(Debug, Default, Clone)]
 pub struct EventIndex {
     seen: HashSet<u128>,
+    /// The data files whose ids are in `seen`, so a catch-up reads only newer files.
+    files: HashSet<PathBuf>,
 }
 
 impl EventIndex {
@@ -35,6 +38,16 @@ impl EventIndex {
     /// How many ids are recorded.
     pub fn len(&self) -> usize {
         self.seen.len()
+    }
+
+    /// Records that every id of the data file at `path` is in the index.
+    pub fn mark_file(&mut self, path: impl Into<PathBuf>) {
+        self.files.insert(path.into());
+    }
+
+    /// Whether the ids of the data file at `path` are in the index.
+    pub fn has_file(&self, path: &Path) -> bool {
+        self.files.contains(path)
     }
 
     /// Whether no id is recorded.
