@@ -107,6 +107,8 @@ pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let template =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo.toml"))
             .unwrap();
+    // Services under test refresh every second.
+    let template = template.replace("interval = \"5s\"", "interval = \"1s\"");
     let path = dir.join("buildcost.toml");
     std::fs::write(&path, format!("{template}\n{extra}")).unwrap();
     path
@@ -123,4 +125,232 @@ pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
         .unwrap();
     child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// A `buildcost` process serving HTTP, killed when dropped.
+pub struct Served {
+    pub child: std::process::Child,
+    pub addr: String,
+    /// Every line the process wrote to stderr so far (its log).
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Served {
+    /// Starts `cmd` (a `run`, `serve`, `ingest` or `demo` with `--listen 127.0.0.1:0`) and waits
+    /// for its "serving http://…" log line.
+    pub fn start(cmd: &mut Command) -> Served {
+        use std::io::BufRead;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stderr)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    if let Some(rest) = line.split("serving http://").nth(1) {
+                        let addr = rest.split('/').next().unwrap_or_default().to_owned();
+                        let _ = tx.send(addr);
+                    }
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        let addr = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "{cmd:?} never said where it serves; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Served { child, addr, log }
+    }
+
+    /// GET `path`: the status code and the body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(&self.addr, path)
+    }
+
+    /// The value of a sample line of `/metrics` (`name{labels}` as printed), if present.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics");
+        sample(&body, series)
+    }
+
+    /// Sends SIGTERM and waits: the exit status and stdout.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        signal(&self.child, "TERM");
+        let status = self.child.wait().unwrap();
+        let mut out = String::new();
+        if let Some(mut stdout) = self.child.stdout.take() {
+            use std::io::Read;
+            stdout.read_to_string(&mut out).unwrap();
+        }
+        (status, out)
+    }
+
+    /// SIGKILL: no flush, no commit, nothing.
+    pub fn kill(mut self) {
+        signal(&self.child, "KILL");
+        let _ = self.child.wait();
+    }
+
+    /// The log so far, for failure messages.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends a signal (`TERM`, `KILL`) to a child.
+pub fn signal(child: &std::process::Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} failed");
+}
+
+/// A bare HTTP/1.1 GET on loopback: the status code and the body.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    (
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        },
+    )
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+    out
+}
+
+/// The value of one sample in Prometheus text (`name{labels}` exactly as printed).
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+/// The business gauges (spec section 8) of a Prometheus text: `series → value`.
+pub fn business_series(text: &str) -> std::collections::BTreeMap<String, f64> {
+    const BUSINESS: [&str; 4] = [
+        "buildcost_team_",
+        "buildcost_org_",
+        "buildcost_northstar_",
+        "buildcost_builds_per_developer_",
+    ];
+    text.lines()
+        .filter(|l| !l.starts_with('#') && BUSINESS.iter().any(|p| l.starts_with(p)))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Fails unless both sets of business gauges have the same series with values equal to 1e-9
+/// relative (sums over differently batched files may differ in the last bits).
+pub fn assert_same_gauges(
+    expected: &std::collections::BTreeMap<String, f64>,
+    actual: &std::collections::BTreeMap<String, f64>,
+    what: &str,
+) {
+    let missing: Vec<_> = expected
+        .keys()
+        .filter(|k| !actual.contains_key(*k))
+        .collect();
+    let extra: Vec<_> = actual
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: missing {missing:?}, extra {extra:?}"
+    );
+    let differ: Vec<_> = expected
+        .iter()
+        .filter(|(k, v)| {
+            let a = actual[*k];
+            (a - **v).abs() > 1e-9 * v.abs().max(1.0)
+        })
+        .map(|(k, v)| format!("{k}: expected {v}, got {}", actual[k]))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{what}: {} differ:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
+    assert!(!expected.is_empty(), "{what}: no business gauges at all");
+}
+
+/// Waits until `done` holds, failing with `what` (and `context()`) after `limit`.
+pub fn wait_until(
+    limit: std::time::Duration,
+    what: &str,
+    mut done: impl FnMut() -> bool,
+    context: impl Fn() -> String,
+) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            context()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

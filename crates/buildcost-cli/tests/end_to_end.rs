@@ -294,7 +294,9 @@ fn configuration_errors_name_the_key_and_fail() {
 fn help_explains_every_command() {
     let out = run_ok(buildcost().arg("--help"));
     let help = String::from_utf8_lossy(&out.stdout);
-    for command in ["demo", "ingest", "metrics", "query", "generate"] {
+    for command in [
+        "demo", "run", "serve", "ingest", "metrics", "query", "generate",
+    ] {
         assert!(help.contains(command), "{help}");
     }
     let out = run_ok(buildcost().args(["query", "--help"]));
@@ -313,7 +315,7 @@ fn kafka_ingest_stops_cleanly_on_sigterm_and_prints_its_summary() {
     let mut child = buildcost()
         .arg("--config")
         .arg(&config)
-        .arg("ingest")
+        .args(["ingest", "--listen", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -349,4 +351,69 @@ fn kafka_ingest_stops_cleanly_on_sigterm_and_prints_its_summary() {
     let summary: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii_end()).unwrap();
     assert_eq!(summary["accepted"], 0);
     assert_eq!(summary["rejected"], 0);
+}
+
+#[test]
+fn demo_feeds_history_then_live_builds_through_kafka_and_serves_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    let per_day = 200;
+    let demo = Served::start(
+        buildcost()
+            .args([
+                "demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--builds-per-day",
+                &per_day.to_string(),
+            ])
+            .args(["--speed", "2000", "--dir"])
+            .arg(&demo_dir),
+    );
+    let history = f64::from(28 * per_day);
+    wait_until(
+        std::time::Duration::from_secs(120),
+        "the history to be stored and metrics.prom written",
+        || {
+            demo.metric("buildcost_rows_written_total")
+                .is_some_and(|n| n >= history)
+                && demo_dir.join("metrics.prom").exists()
+        },
+        || demo.log_text(),
+    );
+    // Live builds keep coming after the history (2000× a 200-a-day organisation: ~4.6 a second).
+    let after_history = demo.metric("buildcost_events_accepted_total").unwrap();
+    wait_until(
+        std::time::Duration::from_secs(60),
+        "live builds",
+        || demo.metric("buildcost_events_accepted_total").unwrap() > after_history,
+        || demo.log_text(),
+    );
+    wait_until(
+        std::time::Duration::from_secs(60),
+        "the demo to be ready",
+        || demo.get("/readyz").0 == 200,
+        || demo.log_text(),
+    );
+    let (_, metrics) = demo.get("/metrics");
+    let business = business_series(&metrics);
+    assert!(
+        business.contains_key("buildcost_northstar_avoidable_waste_ratio{window=\"28d\"}"),
+        "{metrics}"
+    );
+    for reason in ["invalid_json", "missing_field"] {
+        let series = format!("buildcost_events_rejected_total{{reason=\"{reason}\"}}");
+        assert!(
+            sample(&metrics, &series).is_some_and(|n| n > 0.0),
+            "{series}"
+        );
+    }
+    let saved = std::fs::read_to_string(demo_dir.join("metrics.prom")).unwrap();
+    assert!(saved.contains("buildcost_team_cost_euros{"), "{saved}");
+    let (status, out) = demo.terminate();
+    assert!(status.success(), "demo exit status {status}");
+    assert!(out.contains("buildcost demo —"), "the banner: {out}");
+    assert!(out.contains("/metrics"), "{out}");
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert!(summary["accepted"].as_f64().unwrap() > history, "{summary}");
 }

@@ -105,6 +105,7 @@ pub struct Generator {
     teams: Vec<TeamSpec>,
     rng: ChaCha8Rng,
     next_id: u64,
+    next_bad: usize,
     /// Recent events, for re-sent duplicates and same-commit rebuilds.
     recent: VecDeque<Value>,
 }
@@ -119,6 +120,7 @@ impl Generator {
             teams,
             rng,
             next_id: 0,
+            next_bad: 0,
             recent: VecDeque::new(),
         }
     }
@@ -244,8 +246,11 @@ impl Generator {
             }
         }
         let extra_bad = self.share(n, self.config.invalid_ratio);
-        for k in 0..extra_bad {
+        for _ in 0..extra_bad {
             let at = self.rng.random_range(0..=lines.len());
+            // A running count, so every kind of malformed message turns up in short spans too.
+            let k = self.next_bad;
+            self.next_bad += 1;
             let bad = self.malformed(k, end);
             lines.insert(at, bad);
             stats.invalid += 1;

@@ -115,8 +115,15 @@ impl ClientContext for IngestContext {
             for p in topic.partitions.values() {
                 // Only partitions assigned to us (the rebalance callback keeps that list); a
                 // lag of -1 means "not known yet" (no committed offset or watermark).
-                if status.assigned.contains(&p.partition) && p.consumer_lag >= 0 {
+                if !status.assigned.contains(&p.partition) {
+                    continue;
+                }
+                if p.consumer_lag >= 0 {
                     lag.insert(p.partition, p.consumer_lag);
+                } else if p.committed_offset >= 0 && p.hi_offset >= 0 {
+                    // Committed past the watermark the broker reported (some brokers report
+                    // it late, or per batch): nothing known to be waiting.
+                    lag.insert(p.partition, (p.hi_offset - p.committed_offset).max(0));
                 }
             }
         }
