@@ -190,6 +190,29 @@ impl ConsumerContext for IngestContext {
     }
 }
 
+/// Logs consumer errors without flooding the log: the first at once, then at most one line
+/// every 10 s with how many were left out.
+#[derive(Default)]
+struct ErrorLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl ErrorLog {
+    fn report(&mut self, error: &KafkaError) {
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(10))
+        {
+            self.suppressed += 1;
+            return;
+        }
+        tracing::warn!(error = %error, suppressed = self.suppressed, "Kafka consumer error; librdkafka retries");
+        self.last = Some(Instant::now());
+        self.suppressed = 0;
+    }
+}
+
 /// One partition's messages since its last commit.
 struct PartitionBatch {
     first_offset: i64,
@@ -315,7 +338,7 @@ impl KafkaIngest {
     /// The store or the dead-letter topic failed; nothing past the failure is committed.
     pub async fn run(&mut self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
         let mut tick = tokio::time::interval(self.settings.linger.min(Duration::from_millis(200)));
-        let mut backoff = Duration::from_millis(100);
+        let mut errors = ErrorLog::default();
         let mut last_retry = Instant::now();
         loop {
             if *shutdown.borrow() {
@@ -325,7 +348,6 @@ impl KafkaIngest {
                 _ = shutdown.changed() => {}
                 message = self.consumer.recv() => match message {
                     Ok(m) => {
-                        backoff = Duration::from_millis(100);
                         let (partition, offset) = (m.partition(), m.offset());
                         let payload = m.payload().unwrap_or_default().to_vec();
                         drop(m);
@@ -333,13 +355,12 @@ impl KafkaIngest {
                         self.handle(partition, offset, &payload)?;
                     }
                     Err(e) => {
+                        // librdkafka reconnects and retries by itself, with its own backoff
+                        // (`reconnect.backoff.ms`); these errors report what it goes through and
+                        // arrive no faster than its retries. Pausing here would only make the
+                        // queued reports of an outage delay the recovery after it.
                         self.count(|s| s.consumer_errors += 1);
-                        // librdkafka reconnects and retries by itself; these errors report what
-                        // it is going through. A short, growing pause keeps a dead cluster from
-                        // spinning the loop, capped so recovery is noticed within a second.
-                        tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Kafka consumer error; librdkafka retries");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                        errors.report(&e);
                     }
                 },
                 _ = tick.tick() => {}
