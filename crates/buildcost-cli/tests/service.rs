@@ -200,6 +200,7 @@ fn kill_restart_and_compare(w: &Workload, bootstrap: &str, produce: impl FnOnce(
         },
         || first.log_text(),
     );
+    let first_log = first.log_text();
     first.kill();
 
     let second = service(&config, "run", &w.at);
@@ -257,10 +258,12 @@ fn kill_restart_and_compare(w: &Workload, bootstrap: &str, produce: impl FnOnce(
         !served.contains("buildcost_events_accepted_total"),
         "serve does not consume"
     );
+    let serve_log = serve.log_text();
     let (status, _) = serve.terminate();
     assert!(status.success(), "serve exit status {status}");
 
     // SIGTERM: exit 0 and a summary line.
+    let log = format!("{first_log}\n{serve_log}\n{}", second.log_text());
     let (status, out) = second.terminate();
     assert!(status.success(), "run exit status {status}");
     let summary: serde_json::Value =
@@ -273,8 +276,19 @@ fn kill_restart_and_compare(w: &Workload, bootstrap: &str, produce: impl FnOnce(
     assert!(twice.is_empty(), "stored twice: {twice:?}");
     assert_eq!(counts.len() as u64, accepted, "distinct builds stored");
 
-    // Every malformed message is in the dead-letter topic, with its reason.
+    // No raw author in what the service printed or served.
     let authors = raw_authors(&w.events);
+    let said = format!("{body}\n{served}\n{log}\n{out}").to_lowercase();
+    let leaked: Vec<_> = authors
+        .iter()
+        .filter(|a| said.contains(a.as_str()))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "raw authors in /metrics or the log: {leaked:?}"
+    );
+
+    // Every malformed message is in the dead-letter topic, with its reason.
     let letters = dead_letters(bootstrap, rejected, &authors);
     assert_eq!(
         letters.len(),
