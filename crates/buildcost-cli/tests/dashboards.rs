@@ -448,3 +448,67 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn deployment_manifests_validate_offline() {
+    let Some(validate) = external_tool(
+        "BUILDCOST_KUBERNETES_VALIDATE",
+        "kubernetes-validate",
+        &["--version"],
+    ) else {
+        return;
+    };
+    let k8s = repo().join("deploy/k8s");
+    let mut manifests: Vec<PathBuf> = std::fs::read_dir(&k8s)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        // The PodMonitor is a Prometheus Operator CRD: no schema ships with Kubernetes.
+        .filter(|p| !p.ends_with("monitoring.yaml"))
+        .collect();
+    manifests.sort();
+    assert!(manifests.len() >= 5, "{manifests:?}");
+    let out = run_ok(Command::new(validate).arg("--strict").args(&manifests));
+    let report = String::from_utf8_lossy(&out.stdout);
+    for kind in [
+        "deployment/buildcost-ingest",
+        "deployment/buildcost-serve",
+        "service/buildcost",
+        "configmap/buildcost",
+    ] {
+        assert!(
+            report.contains(&format!("passed for resource {kind}")),
+            "{kind}: {report}"
+        );
+    }
+    // Both Deployments run as non-root with a read-only root filesystem and probe both endpoints.
+    for role in ["ingest", "serve"] {
+        let text = std::fs::read_to_string(k8s.join(format!("{role}.yaml"))).unwrap();
+        for needle in [
+            "runAsNonRoot: true",
+            "readOnlyRootFilesystem: true",
+            "path: /healthz",
+            "path: /readyz",
+            "requests:",
+        ] {
+            assert!(text.contains(needle), "{role}.yaml lacks `{needle}`");
+        }
+    }
+    // The compose file parses and every file it mounts from the repository exists.
+    if let Some(python) = python_with(&["yaml"]) {
+        let script = r#"
+import pathlib, sys, yaml
+root = pathlib.Path(sys.argv[1])
+compose = yaml.safe_load((root / "docker-compose.yml").read_text())
+services = compose["services"]
+assert {"kafka", "buildcost", "prometheus", "grafana", "generate", "feed"} <= set(services), services.keys()
+for name, svc in services.items():
+    for volume in svc.get("volumes", []):
+        source = volume.split(":")[0]
+        if source.startswith("./"):
+            assert (root / source).exists(), f"{name}: {source} missing"
+print("compose ok")
+"#;
+        run_ok(Command::new(python).args(["-c", script]).arg(repo()));
+    }
+}
