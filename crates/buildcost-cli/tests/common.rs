@@ -354,3 +354,63 @@ pub fn wait_until(
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// What `buildcost generate` should write.
+pub struct Generate {
+    pub seed: u64,
+    pub days: u32,
+    pub per_day: u32,
+    pub teams: u32,
+    pub invalid_ratio: f64,
+    pub duplicate_ratio: f64,
+    /// RFC 3339 end of the workload.
+    pub end: String,
+}
+
+/// Runs `buildcost generate` into `dir/events.ndjson` (and `dir/teams.csv`); returns the path.
+pub fn generate(dir: &Path, g: &Generate) -> PathBuf {
+    let events = dir.join("events.ndjson");
+    run_ok(
+        buildcost()
+            .args(["generate", "--seed", &g.seed.to_string()])
+            .args(["--days", &g.days.to_string()])
+            .args(["--builds-per-day", &g.per_day.to_string()])
+            .args(["--teams", &g.teams.to_string()])
+            .args(["--invalid-ratio", &g.invalid_ratio.to_string()])
+            .args(["--duplicate-ratio", &g.duplicate_ratio.to_string()])
+            .args(["--end", &g.end])
+            .arg("--out")
+            .arg(&events)
+            .arg("--teams-file")
+            .arg(dir.join("teams.csv")),
+    );
+    events
+}
+
+/// The non-blank lines of a file.
+pub fn lines_of(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Produces every line as one message to `topic` (rdkafka; waits while the queue is full).
+pub fn produce_lines(bootstrap: &str, topic: &str, lines: &[String]) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    for line in lines {
+        let mut record = BaseRecord::<(), str>::to(topic).payload(line.as_str());
+        while let Err((_, back)) = producer.send(record) {
+            producer.poll(std::time::Duration::from_millis(10));
+            record = back;
+        }
+        producer.poll(std::time::Duration::ZERO);
+    }
+    producer.flush(std::time::Duration::from_secs(30)).unwrap();
+}

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use common::*;
-use rdkafka::config::ClientConfig;
 
 const TOPIC: &str = "ci.build-events";
 
@@ -192,59 +191,25 @@ fn every_dashboard_query_and_rule_returns_data_in_a_real_prometheus() {
     // A workload through Kafka into `buildcost run`.
     let dir = tempfile::tempdir().unwrap();
     let now = Utc::now().duration_trunc(TimeDelta::minutes(1)).unwrap();
-    let events = dir.path().join("events.ndjson");
-    run_ok(
-        buildcost()
-            .args([
-                "generate",
-                "--seed",
-                "5",
-                "--days",
-                "36",
-                "--builds-per-day",
-                "180",
-            ])
-            .args([
-                "--teams",
-                "30",
-                "--invalid-ratio",
-                "0.02",
-                "--duplicate-ratio",
-                "0.01",
-            ])
-            .args(["--end", &now.to_rfc3339()])
-            .arg("--out")
-            .arg(&events)
-            .arg("--teams-file")
-            .arg(dir.path().join("teams.csv")),
+    let events = generate(
+        dir.path(),
+        &Generate {
+            seed: 5,
+            days: 36,
+            per_day: 180,
+            teams: 30,
+            invalid_ratio: 0.02,
+            duplicate_ratio: 0.01,
+            end: now.to_rfc3339(),
+        },
     );
-    let lines: Vec<String> = std::fs::read_to_string(&events)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_owned)
-        .collect();
+    let lines = lines_of(&events);
     let cluster: rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext> =
         rdkafka::mocking::MockCluster::new(1).unwrap();
     cluster.create_topic(TOPIC, 3, 1).unwrap();
     cluster.create_topic("ci.build-events.dlq", 1, 1).unwrap();
     let bootstrap = cluster.bootstrap_servers();
-    {
-        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-        let producer: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()
-            .unwrap();
-        for line in &lines {
-            let mut record = BaseRecord::<(), str>::to(TOPIC).payload(line.as_str());
-            while let Err((_, back)) = producer.send(record) {
-                producer.poll(Duration::from_millis(10));
-                record = back;
-            }
-            producer.poll(Duration::ZERO);
-        }
-        producer.flush(Duration::from_secs(30)).unwrap();
-    }
+    produce_lines(&bootstrap, TOPIC, &lines);
     let config = write_config(
         dir.path(),
         &format!(

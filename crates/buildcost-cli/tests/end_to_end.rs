@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Stdio;
-
 use chrono::{DurationRound, TimeDelta, Utc};
 use common::*;
 
@@ -19,36 +17,21 @@ struct Workload {
 fn workload(seed: u64, days: u32, per_day: u32) -> Workload {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");
-    let events = dir.path().join("events.ndjson");
     let at = Utc::now()
         .duration_trunc(TimeDelta::minutes(1))
         .unwrap()
         .to_rfc3339();
-    run_ok(
-        buildcost()
-            .args([
-                "generate",
-                "--seed",
-                &seed.to_string(),
-                "--days",
-                &days.to_string(),
-            ])
-            .args([
-                "--builds-per-day",
-                &per_day.to_string(),
-                "--teams",
-                "45",
-                "--invalid-ratio",
-                "0.03",
-                "--duplicate-ratio",
-                "0.02",
-                "--end",
-                &at,
-            ])
-            .arg("--out")
-            .arg(&events)
-            .arg("--teams-file")
-            .arg(dir.path().join("teams.csv")),
+    let events = generate(
+        dir.path(),
+        &Generate {
+            seed,
+            days,
+            per_day,
+            teams: 45,
+            invalid_ratio: 0.03,
+            duplicate_ratio: 0.02,
+            end: at.clone(),
+        },
     );
     Workload {
         dir,
@@ -305,50 +288,35 @@ fn help_explains_every_command() {
 
 #[test]
 fn kafka_ingest_stops_cleanly_on_sigterm_and_prints_its_summary() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     // librdkafka's built-in mock cluster stands in for the brokers.
     let config = write_config(
         dir.path(),
         "[kafka]\nbrokers = \"localhost:9\"\n[kafka.properties]\n\"test.mock.num.brokers\" = \"1\"\n",
     );
-    let mut child = buildcost()
-        .arg("--config")
-        .arg(&config)
-        .args(["ingest", "--listen", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .expect("buildcost ingest never said it was consuming");
-        if line.contains("consuming") {
-            break;
-        }
-    }
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "exit status {}", out.status);
-    let summary: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii_end()).unwrap();
+    let ingest = Served::start(buildcost().arg("--config").arg(&config).args([
+        "ingest",
+        "--listen",
+        "127.0.0.1:0",
+    ]));
+    wait_until(
+        std::time::Duration::from_secs(60),
+        "the ingester to consume",
+        || ingest.log_text().contains("consuming"),
+        || ingest.log_text(),
+    );
+    let (_, metrics) = ingest.get("/metrics");
+    assert!(
+        metrics.contains("buildcost_build_info{role=\"ingest\""),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("buildcost_org_cost_euros"),
+        "ingest serves no business gauges"
+    );
+    let (status, out) = ingest.terminate();
+    assert!(status.success(), "exit status {status}");
+    let summary: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
     assert_eq!(summary["accepted"], 0);
     assert_eq!(summary["rejected"], 0);
 }

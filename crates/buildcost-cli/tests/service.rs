@@ -40,27 +40,23 @@ struct Workload {
 /// A generated workload with malformed and re-sent messages, and its teams file.
 fn workload(days: u32, per_day: u32) -> Workload {
     let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events.ndjson");
     let at = Utc::now()
         .duration_trunc(TimeDelta::minutes(1))
         .unwrap()
         .to_rfc3339();
-    run_ok(
-        buildcost()
-            .args(["generate", "--seed", "11", "--days", &days.to_string()])
-            .args(["--builds-per-day", &per_day.to_string(), "--teams", "30"])
-            .args(["--invalid-ratio", "0.03", "--duplicate-ratio", "0.02"])
-            .args(["--end", &at])
-            .arg("--out")
-            .arg(&events)
-            .arg("--teams-file")
-            .arg(dir.path().join("teams.csv")),
+    let events = generate(
+        dir.path(),
+        &Generate {
+            seed: 11,
+            days,
+            per_day,
+            teams: 30,
+            invalid_ratio: 0.03,
+            duplicate_ratio: 0.02,
+            end: at.clone(),
+        },
     );
-    let lines = std::fs::read_to_string(&events)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .count();
+    let lines = lines_of(&events).len();
     Workload {
         dir,
         events,
@@ -324,28 +320,7 @@ fn run_survives_sigkill_on_the_mock_cluster_and_matches_a_clean_backfill() {
     // Small enough for the mock cluster's 5 MB a partition.
     let w = workload(12, 250);
     kill_restart_and_compare(&w, &bootstrap, || {
-        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-        let producer: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()
-            .unwrap();
-        for line in std::fs::read_to_string(&w.events).unwrap().lines() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let mut record = BaseRecord::<(), str>::to(TOPIC).payload(line);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((_, back)) => {
-                        producer.poll(Duration::from_millis(10));
-                        record = back;
-                    }
-                }
-            }
-            producer.poll(Duration::ZERO);
-        }
-        producer.flush(Duration::from_secs(30)).unwrap();
+        produce_lines(&bootstrap, TOPIC, &lines_of(&w.events));
     });
     assert!(w.lines > 3000);
 }
