@@ -235,7 +235,21 @@ pub struct KafkaIngest {
     batches: BTreeMap<i32, PartitionBatch>,
     summary: Arc<Mutex<IngestSummary>>,
     status: Arc<Mutex<ConsumerStatus>>,
+    resume: HashMap<i32, Resume>,
 }
+
+/// Where a partition resumed after an assignment, checked against its committed offset.
+#[derive(Debug, Clone, Copy)]
+enum Resume {
+    /// Re-reading from `from` because the broker skipped past the committed offset; messages
+    /// before `committed` are stored already and are skipped.
+    Probing { committed: i64, from: i64 },
+    /// Verified: messages before `committed` are skipped (already stored).
+    Settled { committed: i64 },
+}
+
+/// How far before the committed offset a re-read starts at first: more than a producer batch.
+const REREAD_WINDOW: i64 = 10_000;
 
 fn kafka_err(context: &'static str) -> impl FnOnce(KafkaError) -> Error {
     move |e| Error::Kafka { context, source: e }
@@ -308,6 +322,7 @@ impl KafkaIngest {
             batches: BTreeMap::new(),
             summary: Arc::new(Mutex::new(IngestSummary::default())),
             status,
+            resume: HashMap::new(),
         })
     }
 
@@ -352,7 +367,9 @@ impl KafkaIngest {
                         let payload = m.payload().unwrap_or_default().to_vec();
                         drop(m);
                         self.drop_revoked()?;
-                        self.handle(partition, offset, &payload)?;
+                        if self.resumes_here(partition, offset) {
+                            self.handle(partition, offset, &payload)?;
+                        }
                     }
                     Err(e) => {
                         // librdkafka reconnects and retries by itself, with its own backoff
@@ -388,6 +405,8 @@ impl KafkaIngest {
             Err(_) => return Ok(()),
         };
         if assigned {
+            // Where each newly assigned partition resumes is checked on its first message.
+            self.resume.clear();
             let read = self.store.catch_up_index(&mut self.index)?;
             if read > 0 {
                 tracing::info!(
@@ -407,6 +426,102 @@ impl KafkaIngest {
             }
         }
         Ok(())
+    }
+
+    /// Whether a message is new work. The first message of a partition after an assignment is
+    /// checked against the committed offset: a broker must resume exactly there, but some
+    /// (Tansu 0.6) answer a fetch that starts inside a record batch with the *next* batch, which
+    /// would lose the rest of that batch. Then the partition is re-read from
+    /// `REREAD_WINDOW` earlier (or from its start), and what precedes the committed offset —
+    /// stored already — is skipped.
+    fn resumes_here(&mut self, partition: i32, offset: i64) -> bool {
+        match self.resume.get(&partition).copied() {
+            Some(Resume::Settled { committed }) => offset >= committed,
+            Some(Resume::Probing { committed, from }) => {
+                if offset <= committed {
+                    self.resume.insert(partition, Resume::Settled { committed });
+                    tracing::info!(
+                        partition,
+                        committed,
+                        from,
+                        "re-read reached the committed offset"
+                    );
+                    return offset == committed;
+                }
+                let low = self.low_watermark(partition);
+                if from > low {
+                    self.reread(partition, committed, low);
+                } else {
+                    tracing::warn!(
+                        partition,
+                        committed,
+                        first = offset,
+                        "offsets missing from the partition's start; continuing after the gap"
+                    );
+                    self.resume.insert(partition, Resume::Settled { committed });
+                    return true;
+                }
+                false
+            }
+            None => {
+                let committed = self.committed_offset(partition);
+                let Some(committed) = committed.filter(|c| offset > *c) else {
+                    // The usual case: resumed at (or, redelivering, before) the committed offset.
+                    let floor = committed.unwrap_or(0);
+                    self.resume
+                        .insert(partition, Resume::Settled { committed: floor });
+                    return offset >= floor;
+                };
+                let low = self.low_watermark(partition);
+                if committed < low {
+                    // Retention deleted what was never read: nothing to go back to.
+                    tracing::warn!(
+                        partition,
+                        committed,
+                        low,
+                        "the committed offset is older than the partition's start"
+                    );
+                    self.resume.insert(partition, Resume::Settled { committed });
+                    return true;
+                }
+                tracing::warn!(partition, committed, first = offset, "the broker resumed past the committed offset; re-reading from earlier so nothing is skipped");
+                self.reread(partition, committed, (committed - REREAD_WINDOW).max(low));
+                false
+            }
+        }
+    }
+
+    fn reread(&mut self, partition: i32, committed: i64, from: i64) {
+        self.resume
+            .insert(partition, Resume::Probing { committed, from });
+        if let Err(e) = self.consumer.seek(
+            &self.settings.topic,
+            partition,
+            Offset::Offset(from),
+            Duration::from_secs(10),
+        ) {
+            tracing::warn!(partition, from, error = %e, "seek failed; the partition resumes where the broker put it");
+            self.resume.insert(partition, Resume::Settled { committed });
+        }
+    }
+
+    fn committed_offset(&self, partition: i32) -> Option<i64> {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&self.settings.topic, partition);
+        let committed = self
+            .consumer
+            .committed_offsets(list, Duration::from_secs(10))
+            .ok()?;
+        committed
+            .find_partition(&self.settings.topic, partition)
+            .and_then(|e| e.offset().to_raw())
+            .filter(|o| *o >= 0)
+    }
+
+    fn low_watermark(&self, partition: i32) -> i64 {
+        self.consumer
+            .fetch_watermarks(&self.settings.topic, partition, Duration::from_secs(10))
+            .map_or(0, |(low, _)| low.max(0))
     }
 
     fn handle(&mut self, partition: i32, offset: i64, payload: &[u8]) -> Result<()> {
