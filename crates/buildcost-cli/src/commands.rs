@@ -4,6 +4,7 @@ pub mod demo;
 pub mod generate;
 pub mod ingest;
 pub mod metrics;
+pub mod produce;
 pub mod query;
 pub mod service;
 

@@ -34,7 +34,7 @@ enum Command {
     Metrics(commands::metrics::Args),
     /// Run SQL over the views `builds`, `teams`, `baseline` (and `raw_builds`).
     Query(commands::query::Args),
-    /// Write a seeded synthetic workload of build events as NDJSON.
+    /// Write a seeded synthetic workload of build events as NDJSON, or produce it to Kafka.
     Generate(commands::generate::Args),
 }
 
@@ -52,7 +52,7 @@ fn main() -> std::process::ExitCode {
         Command::Ingest(args) => commands::ingest::run(cli.config.as_deref(), args),
         Command::Metrics(args) => commands::metrics::run(cli.config.as_deref(), args),
         Command::Query(args) => commands::query::run(cli.config.as_deref(), args),
-        Command::Generate(args) => commands::generate::run(args),
+        Command::Generate(args) => commands::generate::run(cli.config.as_deref(), args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

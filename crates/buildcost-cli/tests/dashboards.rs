@@ -466,7 +466,7 @@ import pathlib, sys, yaml
 root = pathlib.Path(sys.argv[1])
 compose = yaml.safe_load((root / "docker-compose.yml").read_text())
 services = compose["services"]
-assert {"kafka", "buildcost", "prometheus", "grafana", "generate", "feed"} <= set(services), services.keys()
+assert {"kafka", "topics", "generate", "buildcost", "prometheus", "grafana"} <= set(services), services.keys()
 for name, svc in services.items():
     for volume in svc.get("volumes", []):
         source = volume.split(":")[0]

@@ -385,3 +385,60 @@ fn demo_feeds_history_then_live_builds_through_kafka_and_serves_them() {
     let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert!(summary["accepted"].as_f64().unwrap() > history, "{summary}");
 }
+
+#[test]
+fn generate_produces_the_same_events_to_kafka() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let cluster: rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext> =
+        rdkafka::mocking::MockCluster::new(1).unwrap();
+    cluster.create_topic("ci.build-events", 2, 1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &format!("[kafka]\nbrokers = \"{bootstrap}\"\n"));
+    let common = [
+        "generate",
+        "--seed",
+        "3",
+        "--days",
+        "2",
+        "--builds-per-day",
+        "60",
+        "--invalid-ratio",
+        "0.05",
+        "--end",
+        "2026-11-02T00:00:00Z",
+    ];
+    run_ok(
+        buildcost()
+            .arg("--config")
+            .arg(&config)
+            .args(common)
+            .arg("--kafka"),
+    );
+    let file = dir.path().join("events.ndjson");
+    run_ok(buildcost().args(common).arg("--out").arg(&file));
+    let mut expected = lines_of(&file);
+
+    let consumer: BaseConsumer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "check")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["ci.build-events"]).unwrap();
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while got.len() < expected.len() && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(std::time::Duration::from_millis(200)) {
+            got.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+        }
+    }
+    expected.sort();
+    got.sort();
+    assert_eq!(got.len(), expected.len(), "messages on the topic");
+    assert!(
+        got == expected,
+        "the topic holds exactly the generated events"
+    );
+}

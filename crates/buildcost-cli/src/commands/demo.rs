@@ -17,10 +17,8 @@ use buildcost_model::config::Config;
 use buildcost_model::WasteClass;
 use buildcost_store::Store;
 use chrono::{DurationRound, TimeDelta, Utc};
-use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
 use tokio::sync::{oneshot, watch};
 
 use super::service::{run_service, Service, Started};
@@ -98,11 +96,7 @@ pub fn run(args: Args) -> Result<()> {
         .context("cannot create the dead-letter topic")?;
     config.kafka.brokers = cluster.bootstrap_servers();
 
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", &config.kafka.brokers)
-        .set("linger.ms", "20")
-        .create()
-        .context("cannot create the demo's producer")?;
+    let producer = super::produce::producer(&config)?;
     let feeding = Arc::new(AtomicBool::new(true));
     let service_state: Arc<OnceLock<Arc<ServiceState>>> = Arc::new(OnceLock::new());
     let (history_tx, history_rx) = oneshot::channel();
@@ -203,7 +197,8 @@ impl Feed {
                     // Back-pressure on the consumer; not a synchronisation of results.
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                open = open && send(producer, &self.topic, line.as_bytes(), &self.feeding);
+                open = open
+                    && super::produce::send(producer, &self.topic, line.as_bytes(), &self.feeding);
                 sent += 1;
             },
             &mut stats,
@@ -213,49 +208,14 @@ impl Feed {
         }
         let _ = producer.flush(Duration::from_secs(30));
         let _ = history.send(stats);
-        // Live: every second, the builds of `speed` seconds of a day, finished in the last second.
-        let per_second = f64::from(self.builds_per_day) * f64::from(self.speed) / 86_400.0;
-        let mut owed = 0.0;
-        let mut live = GenStats::default();
-        while self.feeding.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_secs(1));
-            owed += per_second;
-            let n = owed.floor();
-            owed -= n;
-            let lines = generator.span(Utc::now(), TimeDelta::seconds(1), n as u32, &mut live);
-            for line in lines {
-                if !send(producer, &self.topic, line.as_bytes(), &self.feeding) {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// Sends one message, waiting while librdkafka's queue is full; false once feeding stopped.
-fn send(
-    producer: &ThreadedProducer<DefaultProducerContext>,
-    topic: &str,
-    payload: &[u8],
-    feeding: &AtomicBool,
-) -> bool {
-    let mut record = BaseRecord::<(), [u8]>::to(topic).payload(payload);
-    loop {
-        match producer.send(record) {
-            Ok(()) => return true,
-            Err((e, back)) => {
-                if e.rdkafka_error_code() != Some(RDKafkaErrorCode::QueueFull) {
-                    tracing::warn!(error = %e, "the demo feed could not produce a message");
-                    return true;
-                }
-                if !feeding.load(Ordering::Relaxed) {
-                    return false;
-                }
-                // Back-pressure: librdkafka's background thread drains the queue.
-                std::thread::sleep(Duration::from_millis(5));
-                record = back;
-            }
-        }
+        super::produce::live(
+            &mut generator,
+            producer,
+            &self.topic,
+            &self.feeding,
+            self.builds_per_day,
+            self.speed,
+        );
     }
 }
 

@@ -40,6 +40,15 @@ pub struct Args {
     /// Also write the planted over- and under-spending teams (sidecar CSV).
     #[arg(long, value_name = "FILE")]
     pub planted: Option<PathBuf>,
+    /// Produce the events to the [kafka] topic of the configuration instead of writing them.
+    #[arg(long, conflicts_with = "out")]
+    pub kafka: bool,
+    /// With --kafka: after the history, keep producing live builds until SIGTERM or Ctrl-C.
+    #[arg(long, requires = "kafka")]
+    pub follow: bool,
+    /// With --follow: live builds arrive this many times faster than --builds-per-day.
+    #[arg(long, default_value_t = 1, requires = "follow")]
+    pub speed: u32,
 }
 
 impl Args {
@@ -75,8 +84,8 @@ impl Args {
 /// Runs `buildcost generate`.
 ///
 /// # Errors
-/// An output file cannot be written.
-pub fn run(args: Args) -> Result<()> {
+/// An output file cannot be written, or (with --kafka) the configuration or the producer fails.
+pub fn run(config_path: Option<&std::path::Path>, args: Args) -> Result<()> {
     let mut generator = Generator::new(args.generator_config()?);
     if let Some(path) = &args.teams_file {
         std::fs::write(path, generator.teams_csv())
@@ -85,6 +94,10 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(path) = &args.planted {
         std::fs::write(path, generator.planted_csv())
             .with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
+    if args.kafka {
+        let (config, _) = crate::config::load(config_path)?;
+        return to_kafka(&config, generator, &args);
     }
     let stats = match &args.out {
         Some(path) => {
@@ -107,5 +120,71 @@ pub fn run(args: Args) -> Result<()> {
         invalid = stats.invalid,
         "generated"
     );
+    Ok(())
+}
+
+/// Produces the history to the configured topic, then (with --follow) live builds until a
+/// signal.
+fn to_kafka(
+    config: &buildcost_model::config::Config,
+    mut generator: Generator,
+    args: &Args,
+) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use rdkafka::producer::Producer;
+
+    let producer = super::produce::producer(config)?;
+    let topic = &config.kafka.topic;
+    let running = Arc::new(AtomicBool::new(true));
+    {
+        let running = running.clone();
+        let runtime = super::runtime()?;
+        std::thread::spawn(move || {
+            runtime.block_on(super::shutdown_signal());
+            running.store(false, Ordering::Relaxed);
+        });
+    }
+    let mut stats = buildcost_generate::GenStats::default();
+    generator.for_each_line(
+        &mut |line| {
+            super::produce::send(&producer, topic, line.as_bytes(), &running);
+        },
+        &mut stats,
+    );
+    producer
+        .flush(std::time::Duration::from_secs(60))
+        .context("the brokers did not acknowledge every event within 60 s")?;
+    tracing::info!(
+        valid = stats.valid,
+        duplicates = stats.duplicates,
+        invalid = stats.invalid,
+        topic = %topic,
+        brokers = %config.kafka.brokers,
+        "produced the history"
+    );
+    if args.follow {
+        tracing::info!(
+            speed = args.speed,
+            "producing live builds until SIGTERM or Ctrl-C"
+        );
+        let live = super::produce::live(
+            &mut generator,
+            &producer,
+            topic,
+            &running,
+            args.builds_per_day,
+            args.speed,
+        );
+        producer
+            .flush(std::time::Duration::from_secs(60))
+            .context("the brokers did not acknowledge every live event within 60 s")?;
+        tracing::info!(
+            valid = live.valid,
+            invalid = live.invalid,
+            "produced live builds"
+        );
+    }
     Ok(())
 }
