@@ -1,5 +1,5 @@
-//! The service end to end: `buildcost run` consuming a Kafka topic, SIGKILLed part-way and
-//! restarted, must store every build once and serve the same business gauges as a clean
+//! The service end to end: `buildcost run` consuming a Kafka topic, SIGKILLed three times part-way
+//! and restarted, must store every build once and serve the same business gauges as a clean
 //! `buildcost ingest --input` of the same events; `serve` on its store too; every malformed
 //! message in the dead-letter topic with its reason. Against librdkafka's mock cluster (always)
 //! and a real Kafka-compatible broker, Tansu (when installed; CI requires it).
@@ -186,23 +186,24 @@ fn kill_restart_and_compare(w: &Workload, bootstrap: &str, produce: impl FnOnce(
              [ingest]\nbatch_rows = 120\nlinger = \"300ms\"\n"
         ),
     );
-    let first = service(&config, "run", &w.at);
-    wait_until(
-        Duration::from_secs(120),
-        "the first run to store a third of the builds",
-        || {
-            first
-                .metric("buildcost_rows_written_total")
-                .is_some_and(|n| n >= accepted as f64 / 3.0)
-        },
-        || first.log_text(),
-    );
-    let first_log = first.log_text();
-    first.kill();
-
-    let second = service(&config, "run", &w.at);
     let store = buildcost_store::Store::open(config.parent().unwrap().join("store")).unwrap();
     let stored = || store.event_id_counts().map_or(0, |c| c.len() as u64);
+    // Three SIGKILLs, each once a further quarter of the builds is stored (mid-batch, between
+    // a write and its commit, wherever it lands), then a run that finishes.
+    let mut first_log = String::new();
+    for quarter in 1..=3u64 {
+        let run = service(&config, "run", &w.at);
+        wait_until(
+            Duration::from_secs(120),
+            &format!("run {quarter} to store {quarter}/4 of the builds"),
+            || stored() >= accepted * quarter / 4,
+            || run.log_text(),
+        );
+        first_log.push_str(&run.log_text());
+        run.kill();
+    }
+
+    let second = service(&config, "run", &w.at);
     wait_until(
         Duration::from_secs(180),
         "the restarted run to store every build",
