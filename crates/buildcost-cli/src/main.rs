@@ -10,7 +10,15 @@ use clap::{Parser, Subcommand};
 
 /// What your CI costs, how much is waste, and which teams spend far outside their range.
 #[derive(Debug, Parser)]
-#[command(name = "buildcost", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "buildcost",
+    version,
+    about = "What your CI costs in euros, how much of it is waste, and which teams spend far outside \
+the range of teams their size — never about a person.",
+    after_help = "Start with `buildcost demo`. Docs: README.md, docs/operations.md (running on Kafka), \
+docs/configuration.md (every key).",
+    propagate_version = true
+)]
 struct Cli {
     /// Configuration file (TOML). Default: $BUILDCOST_CONFIG, else ./buildcost.toml, else built-in defaults.
     #[arg(long, global = true, value_name = "FILE")]

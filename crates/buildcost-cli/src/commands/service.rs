@@ -16,6 +16,12 @@ use tokio::sync::{oneshot, watch};
 
 /// Options of `run` and `serve`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "SIGTERM or Ctrl-C: stop fetching, write and commit what is pending, exit 0 \
+(`run` prints its JSON summary). /readyz answers 503 with the reason until the first refresh \
+(and, for `run`, a broker connection). Several `buildcost ingest` + one `buildcost serve` on a \
+shared store scale out; see docs/operations.md."
+)]
 pub struct Args {
     /// Address for /metrics, /healthz and /readyz (default: http.listen, 127.0.0.1:9898).
     #[arg(long, value_name = "IP:PORT")]
