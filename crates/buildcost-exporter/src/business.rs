@@ -13,7 +13,7 @@ fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Re
     Ok(g)
 }
 
-fn gauge(registry: &Registry, name: &str, help: &str) -> Result<Gauge> {
+pub(crate) fn gauge(registry: &Registry, name: &str, help: &str) -> Result<Gauge> {
     let g = Gauge::with_opts(Opts::new(name, help))?;
     registry.register(Box::new(g.clone()))?;
     Ok(g)

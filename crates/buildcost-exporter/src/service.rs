@@ -11,8 +11,9 @@ use std::time::Duration;
 use buildcost_ingest::{ConsumerStatus, IngestSummary};
 use buildcost_model::RejectReason;
 use chrono::{DateTime, Utc};
-use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
+use crate::business::gauge;
 use crate::names::*;
 use crate::Result;
 
@@ -188,12 +189,8 @@ impl ServiceState {
         r.register(Box::new(info.clone()))?;
         info.with_label_values(&[env!("CARGO_PKG_VERSION"), self.role.as_str()])
             .set(1);
-        let started = Gauge::with_opts(Opts::new(
-            UP_SINCE,
-            "Start time of the process, in Unix seconds.",
-        ))?;
-        r.register(Box::new(started.clone()))?;
-        started.set(unix_seconds(self.started));
+        gauge(&r, UP_SINCE, "Start time of the process, in Unix seconds.")?
+            .set(unix_seconds(self.started));
 
         if self.role.refreshes() {
             let status = self.refresh_status();
@@ -209,24 +206,24 @@ impl ServiceState {
                 "Refreshes that failed; the last good snapshot stays served.",
                 status.failures,
             )?;
-            let took = Gauge::with_opts(Opts::new(
+            gauge(
+                &r,
                 REFRESH_DURATION,
                 "Duration of the last refresh, in seconds.",
-            ))?;
-            r.register(Box::new(took.clone()))?;
-            took.set(status.last_duration.map_or(0.0, |d| d.as_secs_f64()));
-            let last = Gauge::with_opts(Opts::new(
+            )?
+            .set(status.last_duration.map_or(0.0, |d| d.as_secs_f64()));
+            gauge(
+                &r,
                 REFRESH_LAST_SUCCESS,
                 "Time of the last successful refresh, in Unix seconds (0: none yet).",
-            ))?;
-            r.register(Box::new(last.clone()))?;
-            last.set(status.last_success.map_or(0.0, unix_seconds));
-            let at = Gauge::with_opts(Opts::new(
+            )?
+            .set(status.last_success.map_or(0.0, unix_seconds));
+            gauge(
+                &r,
                 SNAPSHOT_AT,
                 "Evaluation instant of the business gauges served, in Unix seconds (0: none yet).",
-            ))?;
-            r.register(Box::new(at.clone()))?;
-            at.set(status.snapshot_at.map_or(0.0, unix_seconds));
+            )?
+            .set(status.snapshot_at.map_or(0.0, unix_seconds));
         }
 
         if let Some(ingest) = &self.ingest {

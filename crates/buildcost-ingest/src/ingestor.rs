@@ -61,6 +61,12 @@ impl IngestSummary {
     }
 }
 
+/// Whether a build's runner class is missing from the price table (so it is priced at
+/// `pricing.default`); `None` (no price table given) counts nothing.
+pub(crate) fn is_unpriced(priced: Option<&BTreeSet<String>>, runner_class: &str) -> bool {
+    priced.is_some_and(|classes| !classes.contains(runner_class))
+}
+
 /// Turns messages into stored builds: decodes each one, drops ids already stored, batches rows
 /// per UTC day and writes each day's rows as one Parquet file per flush.
 pub struct Ingestor<'s> {
@@ -137,10 +143,8 @@ impl<'s> Ingestor<'s> {
             self.summary.duplicates += 1;
             return Ok(Outcome::Duplicate);
         }
-        if let Some(classes) = &self.priced_classes {
-            if !classes.contains(&row.runner_class) {
-                self.summary.unpriced += 1;
-            }
+        if is_unpriced(self.priced_classes.as_ref(), &row.runner_class) {
+            self.summary.unpriced += 1;
         }
         self.summary.accepted += 1;
         self.pending.push(row);

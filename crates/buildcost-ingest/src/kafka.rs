@@ -28,7 +28,7 @@ use tokio::sync::watch;
 
 use crate::day_batches::DayBatches;
 use crate::dead_letter::{safe_payload, Origin, SafePayload};
-use crate::ingestor::IngestSummary;
+use crate::ingestor::{is_unpriced, IngestSummary};
 use crate::{Error, Result};
 
 /// What the Kafka source needs to know.
@@ -336,11 +336,6 @@ impl KafkaIngest {
         self.summary.clone()
     }
 
-    /// The consumer (for lag and assignment queries).
-    pub fn consumer(&self) -> &StreamConsumer<IngestContext> {
-        &self.consumer
-    }
-
     fn count(&self, f: impl FnOnce(&mut IngestSummary)) {
         if let Ok(mut s) = self.summary.lock() {
             f(&mut s);
@@ -366,7 +361,7 @@ impl KafkaIngest {
                         let (partition, offset) = (m.partition(), m.offset());
                         let payload = m.payload().unwrap_or_default().to_vec();
                         drop(m);
-                        self.drop_revoked()?;
+                        self.apply_rebalance()?;
                         if self.resumes_here(partition, offset) {
                             self.handle(partition, offset, &payload)?;
                         }
@@ -382,7 +377,7 @@ impl KafkaIngest {
                 },
                 _ = tick.tick() => {}
             }
-            self.drop_revoked()?;
+            self.apply_rebalance()?;
             self.flush_due(false).await?;
             if last_retry.elapsed() >= Duration::from_secs(1) {
                 last_retry = Instant::now();
@@ -396,7 +391,7 @@ impl KafkaIngest {
 
     /// Acts on a rebalance: drops the in-flight batches of revoked partitions and, after an
     /// assignment, adds to the index what other ingesters stored meanwhile.
-    fn drop_revoked(&mut self) -> Result<()> {
+    fn apply_rebalance(&mut self) -> Result<()> {
         let (revoked, assigned) = match self.shared.lock() {
             Ok(mut s) => (
                 std::mem::take(&mut s.revoked),
@@ -541,11 +536,8 @@ impl KafkaIngest {
         match self.decoder.decode(payload, Utc::now()) {
             Ok(row) => {
                 if self.index.insert(&row.event_id) {
-                    let unpriced = self
-                        .settings
-                        .priced_classes
-                        .as_ref()
-                        .is_some_and(|c| !c.contains(&row.runner_class));
+                    let unpriced =
+                        is_unpriced(self.settings.priced_classes.as_ref(), &row.runner_class);
                     batch.rows.push(row);
                     self.count(|s| {
                         s.accepted += 1;

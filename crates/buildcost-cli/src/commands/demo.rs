@@ -19,7 +19,7 @@ use buildcost_store::Store;
 use chrono::{DurationRound, TimeDelta, Utc};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use super::service::{run_service, Service, Started};
 
@@ -121,36 +121,26 @@ pub fn run(args: Args) -> Result<()> {
         kafka: Some(super::service::kafka_settings(&config)?),
     };
     let result = super::runtime()?.block_on(async {
-        let stop = super::service::stop_on_signal();
-        let (stop_tx, stop_rx) = watch::channel(false);
-        {
-            let mut signal = stop.clone();
-            let duration = args.duration;
-            tokio::spawn(async move {
-                match duration {
-                    Some(d) => {
-                        tokio::select! {
-                            _ = signal.wait_for(|s| *s) => {}
-                            _ = tokio::time::sleep(d) => tracing::info!("--duration reached; stopping"),
-                        }
-                    }
-                    None => {
-                        let _ = signal.wait_for(|s| *s).await;
-                    }
-                }
-                let _ = stop_tx.send(true);
-            });
-        }
+        let stop = super::service::stop_on_signal(args.duration);
         let (started_tx, started_rx) = oneshot::channel();
         let banner = {
             let (config, dir, config_path) = (config.clone(), dir.clone(), config_path.clone());
             tokio::spawn(async move {
-                if let Err(e) = announce(&config, &dir, &config_path, started_rx, history_rx, &service_state).await {
+                if let Err(e) = announce(
+                    &config,
+                    &dir,
+                    &config_path,
+                    started_rx,
+                    history_rx,
+                    &service_state,
+                )
+                .await
+                {
                     tracing::warn!(error = %format!("{e:#}"), "could not write the demo summary");
                 }
             })
         };
-        let summary = run_service(&config, service, stop_rx, Some(started_tx)).await;
+        let summary = run_service(&config, service, stop, Some(started_tx)).await;
         banner.abort();
         summary
     });

@@ -198,7 +198,7 @@ pub fn ingest_kafka(config: &Config, listen: String) -> Result<IngestSummary> {
         kafka: Some(super::service::kafka_settings(config)?),
     };
     super::runtime()?.block_on(async {
-        let stop = super::service::stop_on_signal();
+        let stop = super::service::stop_on_signal(None);
         super::service::run_service(config, service, stop, None).await
     })
 }

@@ -174,11 +174,20 @@ pub async fn run_service(
     Ok(state.ingest_summary())
 }
 
-/// A stop signal that turns true on SIGTERM or Ctrl-C.
-pub fn stop_on_signal() -> watch::Receiver<bool> {
+/// A stop signal that turns true on SIGTERM or Ctrl-C, or once `deadline` has passed.
+pub fn stop_on_signal(deadline: Option<std::time::Duration>) -> watch::Receiver<bool> {
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
-        super::shutdown_signal().await;
+        let timer = async {
+            match deadline {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = super::shutdown_signal() => {}
+            _ = timer => tracing::info!("the run's duration is up"),
+        }
         tracing::info!("stopping: flushing and committing what is pending");
         let _ = stop.send(true);
     });
@@ -202,7 +211,7 @@ pub fn run(config_path: Option<&Path>, args: Args, role: Role) -> Result<()> {
         kafka,
     };
     super::runtime()?.block_on(async {
-        let stop = stop_on_signal();
+        let stop = stop_on_signal(None);
         let summary = run_service(&config, service, stop, None).await?;
         if role != Role::Serve {
             println!("{}", summary.to_json());
