@@ -6,6 +6,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod produce;
 pub mod query;
+pub mod report;
 pub mod service;
 
 use anyhow::{Context, Result};

@@ -42,6 +42,9 @@ enum Command {
     Metrics(commands::metrics::Args),
     /// Run SQL over the views `builds`, `teams`, `baseline` (and `raw_builds`).
     Query(commands::query::Args),
+    /// Weekly team cost reports and the directors' summary (Markdown, HTML, CSV, JSON).
+    #[command(subcommand)]
+    Report(commands::report::Report),
     /// Write a seeded synthetic workload of build events as NDJSON, or produce it to Kafka.
     Generate(commands::generate::Args),
 }
@@ -60,6 +63,7 @@ fn main() -> std::process::ExitCode {
         Command::Ingest(args) => commands::ingest::run(cli.config.as_deref(), args),
         Command::Metrics(args) => commands::metrics::run(cli.config.as_deref(), args),
         Command::Query(args) => commands::query::run(cli.config.as_deref(), args),
+        Command::Report(report) => commands::report::run(cli.config.as_deref(), report),
         Command::Generate(args) => commands::generate::run(cli.config.as_deref(), args),
     };
     match result {

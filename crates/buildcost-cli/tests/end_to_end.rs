@@ -339,16 +339,31 @@ fn demo_feeds_history_then_live_builds_through_kafka_and_serves_them() {
             .arg(&demo_dir),
     );
     let history = f64::from(28 * per_day);
+    let week = buildcost_report::IsoWeek::last_complete(Utc::now()).to_string();
+    let reports = demo_dir.join("reports").join(&week);
     wait_until(
         std::time::Duration::from_secs(120),
-        "the history to be stored and metrics.prom written",
+        "the history to be stored, metrics.prom and the weekly reports written",
         || {
             demo.metric("buildcost_rows_written_total")
                 .is_some_and(|n| n >= history)
                 && demo_dir.join("metrics.prom").exists()
+                && reports.join("summary.json").exists()
         },
         || demo.log_text(),
     );
+    // The sample reports: every format, the week's builds in them.
+    for ext in ["md", "html", "csv"] {
+        assert!(
+            reports.join(format!("summary.{ext}")).is_file(),
+            "summary.{ext}"
+        );
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["week"], week.as_str());
+    assert!(summary["org"]["builds"].as_u64().unwrap() > 0, "{summary}");
     // Live builds keep coming after the history (2000× a 200-a-day organisation: ~4.6 a second).
     let after_history = demo.metric("buildcost_events_accepted_total").unwrap();
     wait_until(
@@ -382,6 +397,10 @@ fn demo_feeds_history_then_live_builds_through_kafka_and_serves_them() {
     assert!(status.success(), "demo exit status {status}");
     assert!(out.contains("buildcost demo —"), "the banner: {out}");
     assert!(out.contains("/metrics"), "{out}");
+    assert!(
+        out.contains("summary.html"),
+        "the banner names the reports: {out}"
+    );
     let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert!(summary["accepted"].as_f64().unwrap() > history, "{summary}");
 }
@@ -441,4 +460,143 @@ fn generate_produces_the_same_events_to_kafka() {
         got == expected,
         "the topic holds exactly the generated events"
     );
+}
+
+/// Ten weeks of a generated organisation, the reports of 2026-W47 in every format, checked
+/// against the reference implementation week by week (every team-week and org-week figure,
+/// the bands at the end of the week, rejections by reason, unpriced builds), and for privacy.
+#[test]
+fn weekly_reports_match_the_reference_implementation_and_name_no_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let end = "2026-11-23T00:00:00Z";
+    let events = generate(
+        dir.path(),
+        &Generate {
+            seed: 11,
+            days: 70,
+            per_day: 150,
+            teams: 40,
+            invalid_ratio: 0.02,
+            duplicate_ratio: 0.01,
+            end: end.into(),
+        },
+    );
+    run_ok(
+        buildcost()
+            .arg("--config")
+            .arg(&config)
+            .args(["ingest", "--input"])
+            .arg(&events),
+    );
+    let out_dir = dir.path().join("reports");
+    let out = run_ok(
+        buildcost()
+            .arg("--config")
+            .arg(&config)
+            .args([
+                "report", "weekly", "--week", "2026-W47", "--format", "all", "--out",
+            ])
+            .arg(&out_dir),
+    );
+    let listed: Vec<std::path::PathBuf> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(std::path::PathBuf::from)
+        .collect();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
+            .unwrap();
+    let rows = summary["teams"].as_array().unwrap();
+    assert!(rows.len() > 10, "{} team rows", rows.len());
+    assert_eq!(listed.len(), 4 * (rows.len() + 1), "{listed:?}");
+    assert!(listed.iter().all(|p| p.is_file()));
+    let weeks: Vec<&str> = summary["weeks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["week"].as_str().unwrap())
+        .collect();
+    assert_eq!(weeks.len(), 9);
+    assert_eq!((weeks[0], weeks[8]), ("2026-W39", "2026-W47"));
+
+    if let Some(python) = python_with(&[]) {
+        let out = std::process::Command::new(python)
+            .arg(reference_dir().join("buildcost_reference.py"))
+            .arg("--events")
+            .arg(&events)
+            .arg("--config")
+            .arg(&config)
+            .args(["--at", end])
+            .arg("--report")
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && report.contains("\"problems\": 0"),
+            "the reference implementation disagrees with the weekly report:\n{report}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // Team files only for rows of their own: teams of at least the minimum size.
+    let own: std::collections::BTreeSet<String> = rows
+        .iter()
+        .filter(|r| r["developers"].as_u64().is_some_and(|n| n >= 5))
+        .map(|r| r["team"].as_str().unwrap().to_owned())
+        .collect();
+    let authors = raw_authors(&events);
+    assert!(!authors.is_empty());
+    for path in &listed {
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        assert!(
+            stem == "summary" || stem.starts_with("_small_teams") || own.contains(&stem),
+            "a report for {stem}, which has no row of its own"
+        );
+        let text = std::fs::read_to_string(path).unwrap().to_lowercase();
+        for a in &authors {
+            assert!(
+                !text.contains(a.as_str()),
+                "{}: a raw author",
+                path.display()
+            );
+        }
+        assert!(!text.contains("author"), "{}", path.display());
+    }
+
+    // One team's report only.
+    let team = own.iter().next().unwrap();
+    let single = dir.path().join("single");
+    let out = run_ok(
+        buildcost()
+            .arg("--config")
+            .arg(&config)
+            .args(["report", "weekly", "--week", "2026-W47", "--team", team])
+            .args(["--format", "html", "--out"])
+            .arg(&single),
+    );
+    let files: Vec<_> = std::fs::read_dir(&single).unwrap().collect();
+    assert_eq!(files.len(), 1, "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(single.join(format!("{team}.html")).is_file());
+
+    // A team that does not exist, and a week that is not one, are clear errors.
+    for (args, says) in [
+        (vec!["--team", "no-such-team"], "no team `no-such-team`"),
+        (vec!["--week", "2026-W54"], "2026 has no ISO week 54"),
+        (vec!["--week", "last"], "is not an ISO week like 2026-W47"),
+    ] {
+        let out = buildcost()
+            .arg("--config")
+            .arg(&config)
+            .args(["report", "weekly"])
+            .args(&args)
+            .arg("--out")
+            .arg(dir.path().join("bad"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
 }

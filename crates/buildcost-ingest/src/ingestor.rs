@@ -61,6 +61,29 @@ impl IngestSummary {
     }
 }
 
+/// Largest payload whose `finished_at` is looked for when it is rejected.
+const MAX_DATED_REJECT_BYTES: usize = 1 << 20;
+
+/// The instant a rejected message is counted at in the rejection ledger: the `finished_at` it
+/// carries when that can be read (so a backfill of last month counts its rejections in last
+/// month's reports), else `now`, the instant it was rejected.
+pub(crate) fn rejected_at(payload: &[u8], now: DateTime<Utc>) -> DateTime<Utc> {
+    #[derive(serde::Deserialize)]
+    struct Dated {
+        finished_at: Option<String>,
+    }
+    if payload.len() > MAX_DATED_REJECT_BYTES {
+        return now;
+    }
+    serde_json::from_slice::<Dated>(payload)
+        .ok()
+        .and_then(|d| d.finished_at)
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .filter(|t| *t <= now)
+        .unwrap_or(now)
+}
+
 /// Whether a build's runner class is missing from the price table (so it is priced at
 /// `pricing.default`); `None` (no price table given) counts nothing.
 pub(crate) fn is_unpriced(priced: Option<&BTreeSet<String>>, runner_class: &str) -> bool {
@@ -78,6 +101,8 @@ pub struct Ingestor<'s> {
     batch_rows: usize,
     file_prefix: String,
     next_file: u64,
+    /// Rejections not yet recorded in the store's ledger.
+    rejected: Vec<buildcost_store::Rejected>,
     summary: IngestSummary,
 }
 
@@ -99,6 +124,7 @@ impl<'s> Ingestor<'s> {
             batch_rows: 100_000,
             file_prefix: file_prefix.into(),
             next_file: 0,
+            rejected: Vec::new(),
             summary: IngestSummary::default(),
         }
     }
@@ -136,6 +162,11 @@ impl<'s> Ingestor<'s> {
             Err(rejection) => {
                 self.summary.rejected_by_reason.add(rejection.reason, 1);
                 dead_letters.send(&DeadLetter::new(&rejection, origin, payload))?;
+                self.rejected.push(buildcost_store::Rejected {
+                    at: rejected_at(payload, now),
+                    reason: rejection.reason.as_str().to_owned(),
+                    origin: origin.to_string(),
+                });
                 return Ok(Outcome::Rejected(rejection.reason));
             }
         };
@@ -172,6 +203,12 @@ impl<'s> Ingestor<'s> {
             self.summary.files_written += 1;
             self.summary.rows_written += rows as u64;
         }
+        if !self.rejected.is_empty() {
+            let name = format!("{}-{:06}", self.file_prefix, self.next_file);
+            self.next_file += 1;
+            self.store.write_rejections(&name, &self.rejected)?;
+            self.rejected.clear();
+        }
         Ok(())
     }
 
@@ -182,5 +219,28 @@ impl<'s> Ingestor<'s> {
     pub fn finish(mut self, dead_letters: &mut dyn DeadLetterSink) -> Result<IngestSummary> {
         self.flush(dead_letters)?;
         Ok(self.summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_are_dated_by_their_build_when_it_says_when() {
+        let now = Utc::now();
+        let dated = br#"{"schema_version": 9, "finished_at": "2026-11-02T10:00:00Z"}"#;
+        assert_eq!(
+            rejected_at(dated, now).to_rfc3339(),
+            "2026-11-02T10:00:00+00:00"
+        );
+        for undated in [
+            &b"not json"[..],
+            br#"{"finished_at": "yesterday"}"#,
+            br#"{"finished_at": 5}"#,
+            br#"{"finished_at": "2999-01-01T00:00:00Z"}"#,
+        ] {
+            assert_eq!(rejected_at(undated, now), now);
+        }
     }
 }

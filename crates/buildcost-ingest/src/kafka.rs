@@ -221,6 +221,8 @@ struct PartitionBatch {
     messages: usize,
     started: Instant,
     dead_letters: Vec<rdkafka::producer::DeliveryFuture>,
+    /// Recorded in the store's rejection ledger with the batch.
+    rejected: Vec<buildcost_store::Rejected>,
 }
 
 /// Consumes the topic until `shutdown` turns true, then flushes and commits.
@@ -530,6 +532,7 @@ impl KafkaIngest {
                 messages: 0,
                 started: Instant::now(),
                 dead_letters: Vec::new(),
+                rejected: Vec::new(),
             });
         batch.last_offset = offset;
         batch.messages += 1;
@@ -591,6 +594,11 @@ impl KafkaIngest {
                         })?;
                 if let Some(batch) = self.batches.get_mut(&partition) {
                     batch.dead_letters.push(delivery);
+                    batch.rejected.push(buildcost_store::Rejected {
+                        at: crate::ingestor::rejected_at(payload, Utc::now()),
+                        reason: rejection.reason.as_str().to_owned(),
+                        origin: origin.to_string(),
+                    });
                 }
                 tracing::debug!(%origin, reason = %rejection.reason, "dead-lettered");
                 self.count(|s| s.rejected_by_reason.add(rejection.reason, 1));
@@ -644,6 +652,9 @@ impl KafkaIngest {
         let written = batch
             .rows
             .write(&self.store, &mut self.index, |_| name.clone())?;
+        if !batch.rejected.is_empty() {
+            self.store.write_rejections(&name, &batch.rejected)?;
+        }
         let rows: usize = written.iter().map(|(_, r)| *r).sum();
         self.count(|s| {
             s.files_written += written.len() as u64;

@@ -92,21 +92,17 @@ pub struct BuildcostContext {
     ctx: SessionContext,
     settings: QuerySettings,
     at: DateTime<Utc>,
+    /// `builds` computed once and kept in memory (see [`BuildcostContext::materialize`]).
+    materialized: Option<Arc<MemTable>>,
 }
 
 impl BuildcostContext {
     /// Opens a session over `store`, evaluating time-dependent views at `at`.
     ///
-    /// One partition keeps every sum in a fixed order, so the same store and instant give the
-    /// same figures to the last bit.
-    ///
     /// # Errors
     /// The store cannot be listed or a view does not plan.
     pub async fn open(store: &Store, settings: &QuerySettings, at: DateTime<Utc>) -> Result<Self> {
-        let config = SessionConfig::new()
-            .with_target_partitions(1)
-            .with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = new_session();
         register_raw_builds(&ctx, store).await?;
         register_prices(&ctx, settings)?;
         register_teams_file(&ctx, settings)?;
@@ -114,8 +110,71 @@ impl BuildcostContext {
             ctx,
             settings: settings.clone(),
             at,
+            materialized: None,
         };
         this.create_view("builds", BUILDS_SQL).await?;
+        this.create_view("teams", TEAMS_SQL).await?;
+        this.create_view("baseline", BASELINE_SQL).await?;
+        Ok(this)
+    }
+
+    /// A context whose `builds` is computed once, over the whole store (waste classes such
+    /// as `duplicate` depend on earlier builds), kept in memory for `finished_at` in
+    /// `[from, to)` only, and shared by every context [`BuildcostContext::at_instant`] makes
+    /// from it: evaluating many instants (a report's weeks) then prices and classifies each
+    /// build once. `raw_builds` is not registered in it.
+    ///
+    /// # Errors
+    /// The store cannot be read or a view does not run.
+    pub async fn materialize(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Self> {
+        let sql = bind(
+            "SELECT * FROM builds WHERE finished_at >= :from AND finished_at < :to",
+            &BTreeMap::from([("from", Param::Time(from)), ("to", Param::Time(to))]),
+        )?;
+        let frame = self.ctx.sql(&sql).await?;
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame.collect().await?;
+        let table = Arc::new(MemTable::try_new(schema, vec![batches])?);
+        self.with_builds(table, self.at).await
+    }
+
+    /// The same builds evaluated at another instant: `teams` and `baseline` at `at`. Cheap on
+    /// a [materialized](BuildcostContext::materialize) context; otherwise `builds` stays a
+    /// view over the store.
+    ///
+    /// # Errors
+    /// A view does not plan.
+    pub async fn at_instant(&self, at: DateTime<Utc>) -> Result<Self> {
+        if let Some(table) = &self.materialized {
+            return self.with_builds(table.clone(), at).await;
+        }
+        let ctx = new_session();
+        ctx.register_table("raw_builds", self.ctx.table_provider("raw_builds").await?)?;
+        register_prices(&ctx, &self.settings)?;
+        register_teams_file(&ctx, &self.settings)?;
+        let this = BuildcostContext {
+            ctx,
+            settings: self.settings.clone(),
+            at,
+            materialized: None,
+        };
+        this.create_view("builds", BUILDS_SQL).await?;
+        this.create_view("teams", TEAMS_SQL).await?;
+        this.create_view("baseline", BASELINE_SQL).await?;
+        Ok(this)
+    }
+
+    async fn with_builds(&self, table: Arc<MemTable>, at: DateTime<Utc>) -> Result<Self> {
+        let ctx = new_session();
+        register_prices(&ctx, &self.settings)?;
+        register_teams_file(&ctx, &self.settings)?;
+        ctx.register_table("builds", table.clone())?;
+        let this = BuildcostContext {
+            ctx,
+            settings: self.settings.clone(),
+            at,
+            materialized: Some(table),
+        };
         this.create_view("teams", TEAMS_SQL).await?;
         this.create_view("baseline", BASELINE_SQL).await?;
         Ok(this)
@@ -187,6 +246,15 @@ impl BuildcostContext {
         params.extend(extra.iter().cloned());
         self.sql(&bind(template, &params)?).await
     }
+}
+
+/// One partition keeps every sum in a fixed order, so the same store and instant give the
+/// same figures to the last bit.
+fn new_session() -> SessionContext {
+    let config = SessionConfig::new()
+        .with_target_partitions(1)
+        .with_information_schema(true);
+    SessionContext::new_with_config(config)
 }
 
 async fn register_raw_builds(ctx: &SessionContext, store: &Store) -> Result<()> {

@@ -27,6 +27,8 @@ pub struct WindowFigures {
     pub builds_by_status: [u64; 5],
     /// By [`WasteClass`], in `WasteClass::ALL` order (`none` last).
     pub cost_by_waste: [f64; 8],
+    /// Builds by [`WasteClass`], in `WasteClass::ALL` order.
+    pub builds_by_waste: [u64; 8],
 }
 
 impl WindowFigures {
@@ -40,6 +42,16 @@ impl WindowFigures {
         self.cost_by_waste[waste_index(class)]
     }
 
+    /// Builds of one waste class.
+    pub fn waste_builds(&self, class: WasteClass) -> u64 {
+        self.builds_by_waste[waste_index(class)]
+    }
+
+    /// Builds of one status.
+    pub fn status_builds(&self, status: Status) -> u64 {
+        self.builds_by_status[status_index(status)]
+    }
+
     /// Cost of every class but `none`.
     pub fn total_waste_cost(&self) -> f64 {
         WasteClass::WASTE.iter().map(|c| self.waste_cost(*c)).sum()
@@ -49,6 +61,7 @@ impl WindowFigures {
         self.cost_eur += cost;
         self.builds_by_status[status_index(status)] += builds;
         self.cost_by_waste[waste_index(waste)] += cost;
+        self.builds_by_waste[waste_index(waste)] += builds;
     }
 
     fn merge(&mut self, other: &WindowFigures) {
@@ -57,6 +70,9 @@ impl WindowFigures {
             *a += b;
         }
         for (a, b) in self.cost_by_waste.iter_mut().zip(other.cost_by_waste) {
+            *a += b;
+        }
+        for (a, b) in self.builds_by_waste.iter_mut().zip(other.builds_by_waste) {
             *a += b;
         }
     }

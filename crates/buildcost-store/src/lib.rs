@@ -25,9 +25,11 @@
 mod error;
 mod index;
 mod keyfile;
+mod rejections;
 mod store;
 
 pub use error::{Error, Result};
 pub use index::EventIndex;
 pub use keyfile::load_or_create_key;
+pub use rejections::{Rejected, REJECTIONS_DIR};
 pub use store::{DataFile, Store, DEAD_LETTER_DIR};

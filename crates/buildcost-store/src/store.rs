@@ -32,7 +32,7 @@ pub struct Store {
     root: PathBuf,
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(Error::io("sync folder", dir))

@@ -249,6 +249,15 @@ async fn announce(
         .await?;
     let metrics_path = dir.join("metrics.prom");
     std::fs::write(&metrics_path, buildcost_exporter::business_text(&snapshot)?)?;
+    let week = buildcost_report::IsoWeek::last_complete(Utc::now());
+    let reports = dir.join("reports").join(week.to_string());
+    let (report, _) = super::report::compute(config, week).await?;
+    super::report::write(
+        &report,
+        buildcost_report::Format::ALL,
+        &reports,
+        &buildcost_report::Selection::default(),
+    )?;
     let s = started.state.ingest_summary();
     let org = &snapshot.org;
     let w28 = org.windows.get("28d").cloned().unwrap_or_default();
@@ -275,6 +284,7 @@ async fn announce(
          \n  http://{addr}/metrics     business gauges + the pipeline's own metrics\
          \n  http://{addr}/readyz      readiness\
          \n  {metrics}      the gauges once the history was in\
+         \n  {reports}/summary.html   the directors' summary of {week} (and one report per team, .md/.html/.csv/.json)\
          \n\nPoint Prometheus at it (prometheus.yml):\
          \n  scrape_configs:\
          \n    - job_name: buildcost\
@@ -298,6 +308,7 @@ async fn announce(
         above.join(", "),
         below,
         dir = dir.display(),
+        reports = reports.display(),
         refresh = config.refresh.interval,
         metrics = metrics_path.display(),
     );

@@ -164,6 +164,17 @@ def validate(raw, max_bytes, now, rules):
     }
 
 
+def rejected_at(raw, now):
+    """A rejected event counts in the week of its finished_at when that can be read, else now."""
+    try:
+        e = json.loads(raw)
+        t = e.get("finished_at") if isinstance(e, dict) else None
+        when = parse_time(t) if isinstance(t, str) else now
+    except (ValueError, Reject, RecursionError):
+        when = now
+    return when if when <= now else now
+
+
 def price_of(build, pricing):
     default = dict(DEFAULT_PRICE)
     default.update({k: float(v) for k, v in pricing.get("default", {}).items()})
@@ -321,13 +332,124 @@ def parse_prometheus(text):
     return out
 
 
+# The series a weekly report's figures stand for: its week is the 7d window ending at the
+# week's end, its bands the baseline at that instant.
+REPORT_SERIES = {"buildcost_team_developers", "buildcost_team_cost_per_developer_euros",
+                 "buildcost_team_expected_cost_euros", "buildcost_team_deviation_zscore",
+                 "buildcost_team_baseline_status", "buildcost_org_developers"}
+
+
+def in_report(key):
+    name, labels = key
+    return dict(labels).get("window") == "7d" or name in REPORT_SERIES
+
+
+def team_week_series(put, team, product, f):
+    lab = {"team": team, "product": product, "window": "7d"}
+    put("buildcost_team_cost_euros", lab, f["cost_eur"])
+    for w in f["waste"]:
+        put("buildcost_team_waste_cost_euros", {**lab, "waste_class": w["waste_class"]}, w["cost_eur"])
+    for st, n in f["builds_by_status"].items():
+        put("buildcost_team_builds", {**lab, "status": st}, n)
+    tp = {"team": team, "product": product}
+    if f.get("developers") is not None:
+        put("buildcost_team_developers", tp, f["developers"])
+    b = f.get("baseline")
+    if b:
+        put("buildcost_team_cost_per_developer_euros", tp, b["cost_per_developer_eur"])
+        for bound in ("expected", "lower", "upper"):
+            put("buildcost_team_expected_cost_euros", {**tp, "bound": bound}, b[f"{bound}_eur"])
+        put("buildcost_team_deviation_zscore", {**tp, "peer_group": b["peer_group"]}, b["zscore"])
+        put("buildcost_team_baseline_status", tp, {"above": 1, "below": -1}.get(b["status"], 0))
+
+
+def org_week_series(put, o):
+    put("buildcost_org_cost_euros", {"window": "7d"}, o["cost_eur"])
+    put("buildcost_org_builds", {"window": "7d"}, o["builds"])
+    for w in o["waste"]:
+        put("buildcost_org_waste_cost_euros", {"window": "7d", "waste_class": w["waste_class"]}, w["cost_eur"])
+    put("buildcost_northstar_avoidable_waste_ratio", {"window": "7d"}, o["avoidable_share"])
+    put("buildcost_org_waste_ratio", {"window": "7d"}, o["waste_ratio"])
+    put("buildcost_org_developers", {}, o["developers"])
+
+
+def compare(expected, got, what):
+    problems = []
+    for key in sorted(set(expected) - set(got), key=str):
+        problems.append(f"{what}: missing {key[0]}{dict(key[1])} (expected {expected[key]})")
+    for key in sorted(set(got) - set(expected), key=str):
+        problems.append(f"{what}: extra {key[0]}{dict(key[1])} = {got[key]}")
+    for key in set(expected) & set(got):
+        e, g = expected[key], got[key]
+        if not math.isclose(e, g, rel_tol=1e-6, abs_tol=1e-9):
+            problems.append(f"{what}: differs {key[0]}{dict(key[1])} expected {e!r} got {g!r}")
+    return problems
+
+
+def check_report(folder, builds, config, teams_file, rejected, pricing):
+    """The weekly report in `folder` (JSON) against figures computed here, week by week."""
+    summary = json.load(open(os.path.join(folder, "summary.json")))
+    problems = []
+    checked = 0
+    for o in summary["weeks"]:
+        end = datetime.fromisoformat(o["end"].replace("Z", "+00:00"))
+        start = end - timedelta(days=7)
+        expected = {k: v for k, v in compute(builds, config, teams_file, end).items() if in_report(k)}
+        got = {}
+
+        def put(name, labels, value):
+            got[(name, frozenset(labels.items()))] = float(value)
+
+        org_week_series(put, o)
+        if o["week"] == summary["week"]:
+            for row in summary["teams"]:
+                team_week_series(put, row["team"], row["product"], row)
+            problems += compare(expected, got, f"summary {o['week']}")
+            # Data quality: rejections dated in the week, unpriced builds.
+            by_reason = {r: 0 for r in REASONS}
+            for reason, when in rejected:
+                if start <= when < end:
+                    by_reason[reason] += 1
+            got_reasons = {r: n for r, n in summary["data_quality"]["rejected_by_reason"].items()}
+            if got_reasons != by_reason:
+                problems.append(f"rejected by reason: expected {by_reason} got {got_reasons}")
+            classes = set(pricing.get("runner_classes", {}))
+            unpriced = sum(1 for b in builds if start <= b["finished"] < end and b["runner_class"] not in classes)
+            if summary["data_quality"]["unpriced_builds"] != unpriced:
+                problems.append(f"unpriced builds: expected {unpriced} got {summary['data_quality']['unpriced_builds']}")
+        else:
+            org_only = {k: v for k, v in expected.items() if k[0].startswith(("buildcost_org_", "buildcost_northstar_"))}
+            problems += compare(org_only, got, f"summary {o['week']}")
+        checked += len(got)
+        # Every team report's week: its own rows only.
+        for name in os.listdir(folder):
+            if not name.endswith(".json") or name == "summary.json":
+                continue
+            team = json.load(open(os.path.join(folder, name)))
+            mine = [w for w in team["weeks"] if w["week"] == o["week"]]
+            got_team = {}
+
+            def put_team(name, labels, value):
+                got_team[(name, frozenset(labels.items()))] = float(value)
+
+            for w in mine:
+                team_week_series(put_team, team["team"], team["product"], w)
+            want = {k: v for k, v in expected.items() if k[0].startswith("buildcost_team_")
+                    and dict(k[1]).get("team") == team["team"]
+                    and (team["team"] != "_small_teams" or dict(k[1]).get("product") == team["product"])}
+            problems += compare(want, got_team, f"{name} {o['week']}")
+            checked += len(got_team)
+    return problems, checked
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", required=True)
     ap.add_argument("--config", required=True)
     ap.add_argument("--at", required=True)
-    ap.add_argument("--metrics", required=True)
+    ap.add_argument("--metrics")
     ap.add_argument("--summary")
+    ap.add_argument("--report", help="a folder of `buildcost report weekly --format json` output to check")
     a = ap.parse_args()
 
     with open(a.config, "rb") as f:
@@ -349,7 +471,7 @@ def main():
     now = datetime.now(timezone.utc)
 
     counts = {"accepted": 0, "duplicates": 0, **{r: 0 for r in REASONS}}
-    seen, builds = set(), []
+    seen, builds, rejected = set(), [], []
     with open(a.events, "rb") as f:
         for raw in f:
             raw = raw.rstrip(b"\r\n")
@@ -359,6 +481,7 @@ def main():
                 b = validate(raw, max_bytes, now, rules)
             except Reject as r:
                 counts[r.reason] += 1
+                rejected.append((r.reason, rejected_at(raw, now)))
                 continue
             if b["event_id"] in seen:
                 counts["duplicates"] += 1
@@ -372,17 +495,15 @@ def main():
     waste_classes(builds)
     at = datetime.fromisoformat(a.at.replace("Z", "+00:00")).astimezone(timezone.utc)
     expected = compute(builds, config, teams_file, at)
-    got = parse_prometheus(open(a.metrics).read())
-
     problems = []
-    for key in sorted(set(expected) - set(got), key=str):
-        problems.append(f"missing: {key[0]}{dict(key[1])} (expected {expected[key]})")
-    for key in sorted(set(got) - set(expected), key=str):
-        problems.append(f"extra: {key[0]}{dict(key[1])} = {got[key]}")
-    for key in set(expected) & set(got):
-        e, g = expected[key], got[key]
-        if not math.isclose(e, g, rel_tol=1e-6, abs_tol=1e-9):
-            problems.append(f"differs: {key[0]}{dict(key[1])} expected {e!r} got {g!r}")
+    got = {}
+    if a.metrics:
+        got = parse_prometheus(open(a.metrics).read())
+        problems += compare(expected, got, "metrics")
+    if a.report:
+        found, checked = check_report(a.report, builds, config, teams_file, rejected, pricing)
+        problems += found
+        print(json.dumps({"report_figures_checked": checked}))
     if a.summary:
         summary = json.loads(open(a.summary).read().strip().splitlines()[-1])
         if summary["accepted"] != counts["accepted"] or summary["duplicates"] != counts["duplicates"]:

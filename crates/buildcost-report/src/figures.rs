@@ -1,0 +1,696 @@
+//! The figures of one week's reports, from the query layer.
+//!
+//! A week's figures are the spec's figures over that week: the [`Snapshot`] evaluated at the end
+//! of the week (Monday 00:00 UTC), whose `7d` window is exactly the week, and whose baseline,
+//! band and z-score are those of spec section 7 at that instant. Every week of the trend is its
+//! own snapshot, so privacy (small teams merged) is applied week by week as the exporter does.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
+use buildcost_model::{Status, WasteClass};
+use buildcost_query::{
+    Baseline, BuildcostContext, OrgFigures, Param, Snapshot, TeamFigures, WindowFigures,
+};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::hints;
+use crate::week::IsoWeek;
+use crate::{Error, Result};
+
+/// Weeks in a trend: the report's week and the 8 before it.
+pub const TREND_WEEKS: i64 = 9;
+/// Pipelines listed per table.
+pub const TOP_PIPELINES: usize = 5;
+/// Teams listed as most improved.
+pub const TOP_IMPROVED: usize = 5;
+/// Weeks before the report's week whose mean waste a team's improvement is measured against.
+pub const IMPROVEMENT_BASIS_WEEKS: usize = 4;
+/// Annualising factor of a week's figure (savings potential).
+pub const WEEKS_PER_YEAR: f64 = 52.0;
+
+/// Cost and builds of one waste class.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WasteLine {
+    pub waste_class: &'static str,
+    /// `developer` or `platform`.
+    pub owner: &'static str,
+    pub cost_eur: f64,
+    pub builds: u64,
+}
+
+/// Cost, builds and waste of one week (a team's or the org's).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WeekFigures {
+    pub week: IsoWeek,
+    /// Monday 00:00 UTC, inclusive.
+    pub start: String,
+    /// The next Monday 00:00 UTC, exclusive; the evaluation instant of the baseline.
+    pub end: String,
+    pub cost_eur: f64,
+    pub builds: u64,
+    /// Every status, 0 when none.
+    pub builds_by_status: BTreeMap<&'static str, u64>,
+    /// Every waste class but `none`, in the spec's order.
+    pub waste: Vec<WasteLine>,
+    /// Cost of every class but `none`.
+    pub waste_eur: f64,
+    /// Waste owned by developers (superseded, avoidable_failure, cancelled, duplicate).
+    pub developer_waste_eur: f64,
+    /// Waste owned by the platform (flaky, infra_failure, timeout).
+    pub platform_waste_eur: f64,
+    /// `waste_eur / cost_eur` (0 when nothing was spent).
+    pub waste_ratio: f64,
+    /// Cost of `avoidable_failure` builds.
+    pub avoidable_eur: f64,
+    /// `avoidable_eur / cost_eur`: the northstar ratio over this week (0 when nothing was spent).
+    pub avoidable_share: f64,
+}
+
+impl WeekFigures {
+    fn new(week: IsoWeek, w: &WindowFigures) -> Self {
+        let waste: Vec<WasteLine> = WasteClass::WASTE
+            .iter()
+            .map(|c| WasteLine {
+                waste_class: c.as_str(),
+                owner: c.owner(),
+                cost_eur: w.waste_cost(*c),
+                builds: w.waste_builds(*c),
+            })
+            .collect();
+        let owned = |owner: &str| {
+            waste
+                .iter()
+                .filter(|l| l.owner == owner)
+                .map(|l| l.cost_eur)
+                .sum()
+        };
+        let avoidable = w.waste_cost(WasteClass::AvoidableFailure);
+        WeekFigures {
+            week,
+            start: instant(week.start()),
+            end: instant(week.end()),
+            cost_eur: w.cost_eur,
+            builds: w.builds(),
+            builds_by_status: Status::ALL
+                .iter()
+                .map(|s| (s.as_str(), w.status_builds(*s)))
+                .collect(),
+            developer_waste_eur: owned("developer"),
+            platform_waste_eur: owned("platform"),
+            waste_eur: w.total_waste_cost(),
+            waste_ratio: ratio(w.total_waste_cost(), w.cost_eur),
+            avoidable_eur: avoidable,
+            avoidable_share: ratio(avoidable, w.cost_eur),
+            waste,
+        }
+    }
+
+    /// Cost of one waste class.
+    pub fn waste_cost(&self, class: WasteClass) -> f64 {
+        self.line(class).map_or(0.0, |l| l.cost_eur)
+    }
+
+    /// Builds of one waste class.
+    pub fn waste_builds(&self, class: WasteClass) -> u64 {
+        self.line(class).map_or(0, |l| l.builds)
+    }
+
+    /// Builds of one status.
+    pub fn status_builds(&self, status: Status) -> u64 {
+        self.builds_by_status
+            .get(status.as_str())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn line(&self, class: WasteClass) -> Option<&WasteLine> {
+        self.waste.iter().find(|l| l.waste_class == class.as_str())
+    }
+}
+
+/// Where a team stands against teams of its size at the end of the week (spec section 7), over
+/// the baseline window (`baseline.window_days`, default the 28 days to the end of the week).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Band {
+    pub peer_group: String,
+    pub window_days: u32,
+    /// The team's cost over the baseline window.
+    pub cost_eur: f64,
+    pub cost_per_developer_eur: f64,
+    pub expected_per_developer_eur: f64,
+    pub lower_per_developer_eur: f64,
+    pub upper_per_developer_eur: f64,
+    pub expected_eur: f64,
+    pub lower_eur: f64,
+    pub upper_eur: f64,
+    pub zscore: f64,
+    /// `above`, `within` or `below`.
+    pub status: String,
+}
+
+impl Band {
+    fn new(b: &Baseline, developers: u64, window_days: u32) -> Self {
+        let n = developers as f64;
+        Band {
+            peer_group: b.peer_group.clone(),
+            window_days,
+            cost_eur: b.cost_per_developer_eur * n,
+            cost_per_developer_eur: b.cost_per_developer_eur,
+            expected_per_developer_eur: b.expected_eur / n,
+            lower_per_developer_eur: b.lower_eur / n,
+            upper_per_developer_eur: b.upper_eur / n,
+            expected_eur: b.expected_eur,
+            lower_eur: b.lower_eur,
+            upper_eur: b.upper_eur,
+            zscore: b.zscore,
+            status: b.status.clone(),
+        }
+    }
+
+    /// Euros above the upper bound over the baseline window (0 when not above it).
+    pub fn above_upper_eur(&self) -> f64 {
+        (self.cost_eur - self.upper_eur).max(0.0)
+    }
+}
+
+/// One team (or merged small-teams row) in one week.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TeamWeek {
+    #[serde(flatten)]
+    pub figures: WeekFigures,
+    /// Team size N at the end of the week; `None` for `_small_teams`.
+    pub developers: Option<u64>,
+    /// Builds / N / 7.
+    pub builds_per_developer_per_day: Option<f64>,
+    /// This week's cost / N.
+    pub cost_per_developer_eur: Option<f64>,
+    /// Only for teams eligible for a baseline (spec section 7).
+    pub baseline: Option<Band>,
+}
+
+impl TeamWeek {
+    fn new(week: IsoWeek, row: &TeamFigures, window_days: u32) -> Self {
+        let w = row.windows.get("7d").cloned().unwrap_or_default();
+        let n = row.developers.filter(|n| *n > 0);
+        TeamWeek {
+            figures: WeekFigures::new(week, &w),
+            developers: row.developers,
+            builds_per_developer_per_day: n.map(|n| w.builds() as f64 / n as f64 / 7.0),
+            cost_per_developer_eur: n.map(|n| w.cost_eur / n as f64),
+            baseline: row
+                .baseline
+                .as_ref()
+                .zip(n)
+                .map(|(b, n)| Band::new(b, n, window_days)),
+        }
+    }
+}
+
+/// One pipeline of a team in the week, by name: never who ran it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PipelineLine {
+    pub repository: String,
+    pub pipeline: String,
+    pub builds: u64,
+    pub cost_eur: f64,
+    pub avoidable_failures: u64,
+    pub avoidable_eur: f64,
+}
+
+/// A hint in plain language, with the euros a month it is about.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hint {
+    pub text: String,
+    pub eur_per_month: f64,
+}
+
+/// The report of one team (or of one merged `_small_teams` row).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TeamReport {
+    pub week: IsoWeek,
+    pub team: String,
+    pub product: String,
+    /// A merged row of teams below `privacy.min_team_size`.
+    pub small_teams: bool,
+    pub this_week: TeamWeek,
+    /// The report's week and the 8 before it, oldest first; a week where the team had no row
+    /// of its own (no builds in the 28 days before, or below the minimum size) is left out.
+    pub weeks: Vec<TeamWeek>,
+    /// Most expensive pipelines this week (not for `_small_teams`, whose pipelines would name
+    /// its teams).
+    pub top_pipelines_by_cost: Vec<PipelineLine>,
+    /// Pipelines with the most avoidable failures this week (same rule).
+    pub top_pipelines_by_avoidable_failures: Vec<PipelineLine>,
+    /// Avoidable failures this week by failure category (`syntax`, `compile`, `lint`, `format`).
+    pub avoidable_failures_by_category: BTreeMap<String, u64>,
+    pub hints: Vec<Hint>,
+}
+
+impl TeamReport {
+    /// The file name of the report, without extension.
+    pub fn file_stem(&self) -> String {
+        let name = if self.small_teams {
+            format!("{}-{}", self.team, self.product)
+        } else {
+            self.team.clone()
+        };
+        name.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    }
+}
+
+/// The org in one week.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrgWeek {
+    #[serde(flatten)]
+    pub figures: WeekFigures,
+    /// Sum of N over every team with builds in the 28 days to the end of the week.
+    pub developers: u64,
+    /// Builds / org developers / 7.
+    pub builds_per_developer_per_day: Option<f64>,
+}
+
+impl OrgWeek {
+    fn new(week: IsoWeek, org: &OrgFigures) -> Self {
+        let w = org.windows.get("7d").cloned().unwrap_or_default();
+        OrgWeek {
+            figures: WeekFigures::new(week, &w),
+            developers: org.developers,
+            builds_per_developer_per_day: (org.developers > 0)
+                .then(|| w.builds() as f64 / org.developers as f64 / 7.0),
+        }
+    }
+}
+
+/// Waste avoided every week for a year.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Savings {
+    /// This week's waste (every class but `none`) × 52.
+    pub eur_per_year: f64,
+    /// This week's avoidable failures × 52: the northstar's share of it.
+    pub avoidable_eur_per_year: f64,
+    /// This week's developer-owned waste × 52.
+    pub developer_eur_per_year: f64,
+    /// This week's platform-owned waste × 52.
+    pub platform_eur_per_year: f64,
+}
+
+/// A team above its peer band at the end of the week.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AboveBand {
+    pub team: String,
+    pub product: String,
+    pub developers: u64,
+    #[serde(flatten)]
+    pub band: Band,
+    /// Cost over the baseline window minus its upper bound.
+    pub above_upper_eur: f64,
+}
+
+/// A team whose waste fell most against the weeks before.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Improved {
+    pub team: String,
+    pub product: String,
+    pub waste_eur: f64,
+    /// Mean weekly waste over the weeks of `basis_weeks` in which the team had a row.
+    pub previous_waste_eur: f64,
+    pub basis_weeks: Vec<IsoWeek>,
+    /// `previous_waste_eur - waste_eur`.
+    pub less_waste_eur: f64,
+    pub waste_ratio: f64,
+    pub previous_waste_ratio: f64,
+}
+
+/// What came in and could not be used, this week.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DataQuality {
+    /// Events rejected this week (by the instant they were rejected), by reason.
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    pub rejected: u64,
+    /// Builds this week whose runner class is not in the price table (priced with the default).
+    pub unpriced_builds: u64,
+    pub unpriced_cost_eur: f64,
+}
+
+/// The directors' summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub week: IsoWeek,
+    pub org: OrgWeek,
+    /// The report's week and the 8 before it, oldest first.
+    pub weeks: Vec<OrgWeek>,
+    pub savings_potential: Savings,
+    /// Sorted by euros above the upper bound, largest first.
+    pub teams_above_band: Vec<AboveBand>,
+    pub most_improved: Vec<Improved>,
+    pub data_quality: DataQuality,
+    /// Every team row this week (small teams merged): the team-week table.
+    pub teams: Vec<TeamRow>,
+}
+
+/// One row of the summary's team table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TeamRow {
+    pub team: String,
+    pub product: String,
+    #[serde(flatten)]
+    pub week: TeamWeek,
+}
+
+/// Every report of one week.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WeeklyReport {
+    pub week: IsoWeek,
+    pub generated_at: String,
+    pub summary: Summary,
+    pub teams: Vec<TeamReport>,
+}
+
+/// Computes the reports of `week` from `base` (a context over the store; its instant is not
+/// used). `rejected_by_reason` are the week's rejected events (see
+/// [`crate::rejections_in`]).
+///
+/// # Errors
+/// A query failed.
+pub async fn compute(
+    base: &BuildcostContext,
+    week: IsoWeek,
+    rejected_by_reason: BTreeMap<String, u64>,
+    generated_at: DateTime<Utc>,
+) -> Result<WeeklyReport> {
+    let window_days = base.settings().baseline.window_days;
+    let first = week.minus(TREND_WEEKS - 1);
+    let history_days = i64::from(window_days).max(28);
+    let data = base
+        .materialize(first.end() - Duration::days(history_days), week.end())
+        .await?;
+
+    let mut snapshots = Vec::new();
+    for back in (0..TREND_WEEKS).rev() {
+        let w = week.minus(back);
+        let ctx = data.at_instant(w.end()).await?;
+        snapshots.push((w, Snapshot::compute(&ctx).await?));
+    }
+    let ctx = data.at_instant(week.end()).await?;
+    let pipelines = read_pipelines(&ctx, week).await?;
+    let categories = read_categories(&ctx, week).await?;
+    let (unpriced_builds, unpriced_cost_eur) = read_unpriced(&ctx, week).await?;
+
+    let (_, current) = snapshots
+        .last()
+        .ok_or_else(|| Error::Shape("no weeks".into()))?;
+    let mut teams = Vec::new();
+    for row in &current.teams {
+        let small = row.is_small_teams();
+        let weeks: Vec<TeamWeek> = snapshots
+            .iter()
+            .filter_map(|(w, s)| {
+                s.teams
+                    .iter()
+                    .find(|r| same_row(r, row))
+                    .map(|r| TeamWeek::new(*w, r, window_days))
+            })
+            .collect();
+        let this_week = TeamWeek::new(week, row, window_days);
+        let own = if small {
+            Vec::new()
+        } else {
+            pipelines.get(&row.team).cloned().unwrap_or_default()
+        };
+        let mut report = TeamReport {
+            week,
+            team: row.team.clone(),
+            product: row.product.clone(),
+            small_teams: small,
+            this_week,
+            weeks,
+            top_pipelines_by_cost: top(&own, |p| (p.cost_eur, p.builds as f64)),
+            top_pipelines_by_avoidable_failures: top(
+                &own.iter()
+                    .filter(|p| p.avoidable_failures > 0)
+                    .cloned()
+                    .collect::<Vec<_>>(),
+                |p| (p.avoidable_failures as f64, p.avoidable_eur),
+            ),
+            avoidable_failures_by_category: if small {
+                BTreeMap::new()
+            } else {
+                categories.get(&row.team).cloned().unwrap_or_default()
+            },
+            hints: Vec::new(),
+        };
+        report.hints = hints::for_team(&report);
+        teams.push(report);
+    }
+
+    let org = OrgWeek::new(week, &current.org);
+    let annual = |eur: f64| eur * WEEKS_PER_YEAR;
+    let savings_potential = Savings {
+        eur_per_year: annual(org.figures.waste_eur),
+        avoidable_eur_per_year: annual(org.figures.avoidable_eur),
+        developer_eur_per_year: annual(org.figures.developer_waste_eur),
+        platform_eur_per_year: annual(org.figures.platform_waste_eur),
+    };
+    let mut teams_above_band: Vec<AboveBand> = teams
+        .iter()
+        .filter_map(|t| {
+            let band = t.this_week.baseline.as_ref()?;
+            (band.status == "above").then(|| AboveBand {
+                team: t.team.clone(),
+                product: t.product.clone(),
+                developers: t.this_week.developers.unwrap_or(0),
+                above_upper_eur: band.above_upper_eur(),
+                band: band.clone(),
+            })
+        })
+        .collect();
+    teams_above_band.sort_by(|a, b| {
+        b.above_upper_eur
+            .total_cmp(&a.above_upper_eur)
+            .then_with(|| a.team.cmp(&b.team))
+    });
+    let summary = Summary {
+        week,
+        weeks: snapshots
+            .iter()
+            .map(|(w, s)| OrgWeek::new(*w, &s.org))
+            .collect(),
+        savings_potential,
+        teams_above_band,
+        most_improved: most_improved(&teams, week),
+        data_quality: DataQuality {
+            rejected: rejected_by_reason.values().sum(),
+            rejected_by_reason,
+            unpriced_builds,
+            unpriced_cost_eur,
+        },
+        teams: teams
+            .iter()
+            .map(|t| TeamRow {
+                team: t.team.clone(),
+                product: t.product.clone(),
+                week: t.this_week.clone(),
+            })
+            .collect(),
+        org,
+    };
+    Ok(WeeklyReport {
+        week,
+        generated_at: instant(generated_at),
+        summary,
+        teams,
+    })
+}
+
+/// The same row in another week's snapshot: a team by name, a small-teams row by product.
+fn same_row(candidate: &TeamFigures, row: &TeamFigures) -> bool {
+    candidate.team == row.team && (!row.is_small_teams() || candidate.product == row.product)
+}
+
+fn top(lines: &[PipelineLine], key: impl Fn(&PipelineLine) -> (f64, f64)) -> Vec<PipelineLine> {
+    let mut sorted = lines.to_vec();
+    sorted.sort_by(|a, b| {
+        let (ka, kb) = (key(a), key(b));
+        kb.0.total_cmp(&ka.0)
+            .then(kb.1.total_cmp(&ka.1))
+            .then_with(|| (&a.repository, &a.pipeline).cmp(&(&b.repository, &b.pipeline)))
+    });
+    sorted.truncate(TOP_PIPELINES);
+    sorted
+}
+
+fn most_improved(teams: &[TeamReport], week: IsoWeek) -> Vec<Improved> {
+    let basis: Vec<IsoWeek> = (1..=IMPROVEMENT_BASIS_WEEKS as i64)
+        .map(|n| week.minus(n))
+        .collect();
+    let mut out: Vec<Improved> = teams
+        .iter()
+        .filter(|t| !t.small_teams)
+        .filter_map(|t| {
+            let before: Vec<&TeamWeek> = t
+                .weeks
+                .iter()
+                .filter(|w| basis.contains(&w.figures.week))
+                .collect();
+            if before.is_empty() {
+                return None;
+            }
+            let n = before.len() as f64;
+            let previous_waste = before.iter().map(|w| w.figures.waste_eur).sum::<f64>() / n;
+            let previous_cost = before.iter().map(|w| w.figures.cost_eur).sum::<f64>() / n;
+            let now = &t.this_week.figures;
+            let less = previous_waste - now.waste_eur;
+            (less > 0.0).then(|| Improved {
+                team: t.team.clone(),
+                product: t.product.clone(),
+                waste_eur: now.waste_eur,
+                previous_waste_eur: previous_waste,
+                basis_weeks: before.iter().map(|w| w.figures.week).collect(),
+                less_waste_eur: less,
+                waste_ratio: now.waste_ratio,
+                previous_waste_ratio: ratio(previous_waste, previous_cost),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.less_waste_eur
+            .total_cmp(&a.less_waste_eur)
+            .then_with(|| a.team.cmp(&b.team))
+    });
+    out.truncate(TOP_IMPROVED);
+    out
+}
+
+fn week_params(week: IsoWeek) -> [(&'static str, Param); 1] {
+    [("week_start", Param::Time(week.start()))]
+}
+
+async fn read_pipelines(
+    ctx: &BuildcostContext,
+    week: IsoWeek,
+) -> Result<BTreeMap<String, Vec<PipelineLine>>> {
+    let batches = ctx
+        .template(
+            "SELECT team, repository, pipeline, COUNT(*) AS builds, SUM(cost_eur) AS cost_eur, \
+                    SUM(CASE WHEN waste_class = 'avoidable_failure' THEN 1 ELSE 0 END) AS avoidable_failures, \
+                    SUM(CASE WHEN waste_class = 'avoidable_failure' THEN cost_eur ELSE 0.0 END) AS avoidable_eur \
+             FROM builds WHERE finished_at >= :week_start AND finished_at < :at \
+             GROUP BY team, repository, pipeline ORDER BY team, repository, pipeline",
+            &week_params(week),
+        )
+        .await?;
+    let mut out: BTreeMap<String, Vec<PipelineLine>> = BTreeMap::new();
+    for b in &batches {
+        for i in 0..b.num_rows() {
+            out.entry(string(b, "team", i)?)
+                .or_default()
+                .push(PipelineLine {
+                    repository: string(b, "repository", i)?,
+                    pipeline: string(b, "pipeline", i)?,
+                    builds: integer(b, "builds", i)?,
+                    cost_eur: float(b, "cost_eur", i)?,
+                    avoidable_failures: integer(b, "avoidable_failures", i)?,
+                    avoidable_eur: float(b, "avoidable_eur", i)?,
+                });
+        }
+    }
+    Ok(out)
+}
+
+async fn read_categories(
+    ctx: &BuildcostContext,
+    week: IsoWeek,
+) -> Result<BTreeMap<String, BTreeMap<String, u64>>> {
+    let batches = ctx
+        .template(
+            "SELECT team, COALESCE(failure_category, 'unknown') AS category, COUNT(*) AS builds \
+             FROM builds WHERE waste_class = 'avoidable_failure' \
+               AND finished_at >= :week_start AND finished_at < :at \
+             GROUP BY team, failure_category ORDER BY team, category",
+            &week_params(week),
+        )
+        .await?;
+    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for b in &batches {
+        for i in 0..b.num_rows() {
+            out.entry(string(b, "team", i)?)
+                .or_default()
+                .insert(string(b, "category", i)?, integer(b, "builds", i)?);
+        }
+    }
+    Ok(out)
+}
+
+async fn read_unpriced(ctx: &BuildcostContext, week: IsoWeek) -> Result<(u64, f64)> {
+    let batches = ctx
+        .template(
+            "SELECT COUNT(*) AS builds, COALESCE(SUM(cost_eur), 0.0) AS cost_eur \
+             FROM builds WHERE unpriced AND finished_at >= :week_start AND finished_at < :at",
+            &week_params(week),
+        )
+        .await?;
+    match batches.iter().find(|b| b.num_rows() > 0) {
+        Some(b) => Ok((integer(b, "builds", 0)?, float(b, "cost_eur", 0)?)),
+        None => Ok((0, 0.0)),
+    }
+}
+
+fn column<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a dyn Array> {
+    b.column_by_name(name)
+        .map(|c| c.as_ref())
+        .ok_or_else(|| Error::Shape(format!("no column `{name}`")))
+}
+
+fn string(b: &RecordBatch, name: &str, row: usize) -> Result<String> {
+    let c = column(b, name)?;
+    let a = c
+        .as_string_opt::<i32>()
+        .ok_or_else(|| Error::Shape(format!("`{name}` is not a string column")))?;
+    Ok(if a.is_null(row) {
+        String::new()
+    } else {
+        a.value(row).to_owned()
+    })
+}
+
+fn float(b: &RecordBatch, name: &str, row: usize) -> Result<f64> {
+    let c = column(b, name)?;
+    let a = c
+        .as_primitive_opt::<Float64Type>()
+        .ok_or_else(|| Error::Shape(format!("`{name}` is not a DOUBLE column")))?;
+    Ok(if a.is_null(row) { 0.0 } else { a.value(row) })
+}
+
+fn integer(b: &RecordBatch, name: &str, row: usize) -> Result<u64> {
+    let c = column(b, name)?;
+    if let Some(a) = c.as_primitive_opt::<Int64Type>() {
+        return Ok(u64::try_from(a.value(row)).unwrap_or(0));
+    }
+    if let Some(a) = c.as_primitive_opt::<UInt64Type>() {
+        return Ok(a.value(row));
+    }
+    Err(Error::Shape(format!("`{name}` is not an integer column")))
+}
+
+fn ratio(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 {
+        part / whole
+    } else {
+        0.0
+    }
+}
+
+fn instant(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}

@@ -1,0 +1,51 @@
+//! Weekly team cost reports and the directors' summary.
+//!
+//! ```no_run
+//! use buildcost_query::{BuildcostContext, QuerySettings};
+//! use buildcost_report::{Format, IsoWeek, Selection};
+//! use buildcost_store::Store;
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = Store::open("./buildcost-data")?;
+//! let week = IsoWeek::last_complete(chrono::Utc::now());
+//! let ctx = BuildcostContext::open(&store, &QuerySettings::default(), week.end()).await?;
+//! let rejected = buildcost_report::rejections_in(&store, week)?;
+//! let report = buildcost_report::compute(&ctx, week, rejected, chrono::Utc::now()).await?;
+//! buildcost_report::write(&report, Format::Markdown, "reports".as_ref(), &Selection::default())?;
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod figures;
+pub mod format;
+mod hints;
+mod week;
+
+use std::collections::BTreeMap;
+
+use buildcost_store::Store;
+
+pub use error::{Error, Result};
+pub use figures::{
+    compute, AboveBand, Band, DataQuality, Hint, Improved, OrgWeek, PipelineLine, Savings, Summary,
+    TeamReport, TeamRow, TeamWeek, WasteLine, WeekFigures, WeeklyReport, IMPROVEMENT_BASIS_WEEKS,
+    TOP_IMPROVED, TOP_PIPELINES, TREND_WEEKS, WEEKS_PER_YEAR,
+};
+pub use format::{render_summary, render_team, write, Format, Selection};
+pub use week::IsoWeek;
+
+/// Events rejected during `week` (by the instant they were rejected), by reason, from the
+/// store's rejection ledger; a replayed message counts once.
+///
+/// # Errors
+/// The ledger cannot be read.
+pub fn rejections_in(store: &Store, week: IsoWeek) -> Result<BTreeMap<String, u64>> {
+    let mut out: BTreeMap<String, u64> = buildcost_model::RejectReason::ALL
+        .iter()
+        .map(|r| (r.as_str().to_owned(), 0))
+        .collect();
+    for r in store.read_rejections(week.start(), week.end())? {
+        *out.entry(r.reason).or_default() += 1;
+    }
+    Ok(out)
+}
