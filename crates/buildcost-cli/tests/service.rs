@@ -120,6 +120,44 @@ fn lag(body: &str) -> BTreeMap<i32, f64> {
         .collect()
 }
 
+/// The offset ranges of the files the Kafka source wrote (`kafka-<topic>-<p>-<first>-<last>`),
+/// merged per partition: where a build went missing, for the failure message.
+fn stored_offsets(store: &std::path::Path) -> String {
+    let mut ranges: BTreeMap<i32, Vec<(i64, i64)>> = BTreeMap::new();
+    for day in std::fs::read_dir(store).into_iter().flatten().flatten() {
+        for file in std::fs::read_dir(day.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = file.file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".parquet").or(name.strip_suffix(".tsv")) else {
+                continue;
+            };
+            let parts: Vec<&str> = stem.rsplitn(4, '-').collect();
+            if let [last, first, partition, _] = parts.as_slice() {
+                if let (Ok(p), Ok(f), Ok(l)) = (partition.parse(), first.parse(), last.parse()) {
+                    ranges.entry(p).or_default().push((f, l));
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    for (p, mut r) in ranges {
+        r.sort_unstable();
+        r.dedup();
+        let mut merged: Vec<(i64, i64)> = Vec::new();
+        for (f, l) in r {
+            match merged.last_mut() {
+                Some(m) if f <= m.1 + 1 => m.1 = m.1.max(l),
+                _ => merged.push((f, l)),
+            }
+        }
+        out.push_str(&format!("p{p}: {merged:?} "));
+    }
+    out
+}
+
 /// Every dead letter: (source partition, source offset) → reason, checking headers and payload.
 fn dead_letters(
     bootstrap: &str,
@@ -204,11 +242,20 @@ fn kill_restart_and_compare(w: &Workload, bootstrap: &str, produce: impl FnOnce(
     }
 
     let second = service(&config, "run", &w.at);
+    let store_dir = config.parent().unwrap().join("store");
     wait_until(
         Duration::from_secs(180),
         "the restarted run to store every build",
         || stored() >= accepted,
-        || format!("{} of {accepted} stored\n{}", stored(), second.log_text()),
+        || {
+            format!(
+                "{} of {accepted} stored; lag {:?}; stored offsets {}\n--- the restarted run\n{}\n--- the killed runs\n{first_log}",
+                stored(),
+                lag(&second.get("/metrics").1),
+                stored_offsets(&store_dir),
+                second.log_text()
+            )
+        },
     );
     wait_until(
         Duration::from_secs(60),
@@ -262,6 +309,12 @@ fn kill_restart_and_compare(w: &Workload, bootstrap: &str, produce: impl FnOnce(
 
     // SIGTERM: exit 0 and a summary line.
     let log = format!("{first_log}\n{serve_log}\n{}", second.log_text());
+    eprintln!(
+        "re-reads after an assignment: {} past the committed offset, {} of silent partitions",
+        log.matches("the broker resumed past the committed offset")
+            .count(),
+        log.matches("no message since the assignment").count()
+    );
     let (status, out) = second.terminate();
     assert!(status.success(), "run exit status {status}");
     let summary: serde_json::Value =

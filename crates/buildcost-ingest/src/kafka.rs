@@ -223,6 +223,19 @@ struct PartitionBatch {
     dead_letters: Vec<rdkafka::producer::DeliveryFuture>,
     /// Recorded in the store's rejection ledger with the batch.
     rejected: Vec<buildcost_store::Rejected>,
+    /// What the batch will add to the summary once it is durable; nothing if it is dropped
+    /// (its partition revoked), since its messages will be read and counted again: the
+    /// `_total` counters never count a message twice and never go down.
+    counted: Counted,
+}
+
+/// The counts one batch adds to the [`IngestSummary`].
+#[derive(Debug, Default)]
+struct Counted {
+    accepted: u64,
+    unpriced: u64,
+    duplicates: u64,
+    rejected: buildcost_model::RejectCounts,
 }
 
 /// Consumes the topic until `shutdown` turns true, then flushes and commits.
@@ -238,6 +251,8 @@ pub struct KafkaIngest {
     summary: Arc<Mutex<IngestSummary>>,
     status: Arc<Mutex<ConsumerStatus>>,
     resume: HashMap<i32, Resume>,
+    /// When the current assignment arrived, until its silent partitions have been probed.
+    assigned_at: Option<Instant>,
 }
 
 /// Where a partition resumed after an assignment, checked against its committed offset.
@@ -252,6 +267,10 @@ enum Resume {
 
 /// How far before the committed offset a re-read starts at first: more than a producer batch.
 const REREAD_WINDOW: i64 = 10_000;
+/// How long an assigned partition may stay silent before it is re-read from earlier: a broker
+/// that cannot serve a fetch starting inside the *last* record batch (Tansu 0.6) answers
+/// nothing at all, so no first message ever reveals the skip.
+const SILENT_AFTER_ASSIGNMENT: Duration = Duration::from_secs(5);
 
 fn kafka_err(context: &'static str) -> impl FnOnce(KafkaError) -> Error {
     move |e| Error::Kafka { context, source: e }
@@ -325,6 +344,7 @@ impl KafkaIngest {
             summary: Arc::new(Mutex::new(IngestSummary::default())),
             status,
             resume: HashMap::new(),
+            assigned_at: None,
         })
     }
 
@@ -380,6 +400,7 @@ impl KafkaIngest {
                 _ = tick.tick() => {}
             }
             self.apply_rebalance()?;
+            self.probe_silent_partitions();
             self.flush_due(false).await?;
             if last_retry.elapsed() >= Duration::from_secs(1) {
                 last_retry = Instant::now();
@@ -404,6 +425,7 @@ impl KafkaIngest {
         if assigned {
             // Where each newly assigned partition resumes is checked on its first message.
             self.resume.clear();
+            self.assigned_at = Some(Instant::now());
             let read = self.store.catch_up_index(&mut self.index)?;
             if read > 0 {
                 tracing::info!(
@@ -488,6 +510,45 @@ impl KafkaIngest {
         }
     }
 
+    /// Re-reads, once per assignment, every assigned partition that has sent nothing for
+    /// [`SILENT_AFTER_ASSIGNMENT`] although something was committed on it: the committed offset
+    /// may lie inside the last record batch, which such a broker never serves. What precedes
+    /// the committed offset is skipped as on any re-read, so an idle partition costs one
+    /// pass over its last [`REREAD_WINDOW`] messages.
+    fn probe_silent_partitions(&mut self) {
+        if self
+            .assigned_at
+            .is_none_or(|t| t.elapsed() < SILENT_AFTER_ASSIGNMENT)
+        {
+            return;
+        }
+        self.assigned_at = None;
+        let Ok(assignment) = self.consumer.assignment() else {
+            return;
+        };
+        let silent: Vec<i32> = assignment
+            .elements_for_topic(&self.settings.topic)
+            .iter()
+            .map(|e| e.partition())
+            .filter(|p| !self.resume.contains_key(p))
+            .collect();
+        for partition in silent {
+            let Some(committed) = self.committed_offset(partition) else {
+                continue;
+            };
+            let low = self.low_watermark(partition);
+            if committed <= low {
+                continue;
+            }
+            tracing::info!(
+                partition,
+                committed,
+                "no message since the assignment; re-reading from before the committed offset in case the broker cannot resume inside a record batch"
+            );
+            self.reread(partition, committed, (committed - REREAD_WINDOW).max(low));
+        }
+    }
+
     fn reread(&mut self, partition: i32, committed: i64, from: i64) {
         self.resume
             .insert(partition, Resume::Probing { committed, from });
@@ -533,6 +594,7 @@ impl KafkaIngest {
                 started: Instant::now(),
                 dead_letters: Vec::new(),
                 rejected: Vec::new(),
+                counted: Counted::default(),
             });
         batch.last_offset = offset;
         batch.messages += 1;
@@ -542,12 +604,10 @@ impl KafkaIngest {
                     let unpriced =
                         is_unpriced(self.settings.priced_classes.as_ref(), &row.runner_class);
                     batch.rows.push(row);
-                    self.count(|s| {
-                        s.accepted += 1;
-                        s.unpriced += u64::from(unpriced);
-                    });
+                    batch.counted.accepted += 1;
+                    batch.counted.unpriced += u64::from(unpriced);
                 } else {
-                    self.count(|s| s.duplicates += 1);
+                    batch.counted.duplicates += 1;
                 }
             }
             Err(rejection) => {
@@ -594,6 +654,7 @@ impl KafkaIngest {
                         })?;
                 if let Some(batch) = self.batches.get_mut(&partition) {
                     batch.dead_letters.push(delivery);
+                    batch.counted.rejected.add(rejection.reason, 1);
                     batch.rejected.push(buildcost_store::Rejected {
                         at: crate::ingestor::rejected_at(payload, Utc::now()),
                         reason: rejection.reason.as_str().to_owned(),
@@ -601,7 +662,6 @@ impl KafkaIngest {
                     });
                 }
                 tracing::debug!(%origin, reason = %rejection.reason, "dead-lettered");
-                self.count(|s| s.rejected_by_reason.add(rejection.reason, 1));
             }
         }
         Ok(())
@@ -656,9 +716,14 @@ impl KafkaIngest {
             self.store.write_rejections(&name, &batch.rejected)?;
         }
         let rows: usize = written.iter().map(|(_, r)| *r).sum();
+        let c = &batch.counted;
         self.count(|s| {
             s.files_written += written.len() as u64;
             s.rows_written += rows as u64;
+            s.accepted += c.accepted;
+            s.unpriced += c.unpriced;
+            s.duplicates += c.duplicates;
+            s.rejected_by_reason.merge(&c.rejected);
         });
         let next = batch.last_offset + 1;
         let mut list = TopicPartitionList::new();

@@ -126,9 +126,19 @@ impl BuildcostContext {
     ///
     /// # Errors
     /// The store cannot be read or a view does not run.
-    pub async fn materialize(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Self> {
+    /// `columns` keeps only those columns of `builds` (every one when `None`); the `teams` and
+    /// `baseline` views need `team`, `product`, `author_key`, `finished_at` and `cost_eur`.
+    pub async fn materialize(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        columns: Option<&[&str]>,
+    ) -> Result<Self> {
+        let projection = columns.map_or_else(|| "*".to_owned(), |c| c.join(", "));
         let sql = bind(
-            "SELECT * FROM builds WHERE finished_at >= :from AND finished_at < :to",
+            &format!(
+                "SELECT {projection} FROM builds WHERE finished_at >= :from AND finished_at < :to"
+            ),
             &BTreeMap::from([("from", Param::Time(from)), ("to", Param::Time(to))]),
         )?;
         let frame = self.ctx.sql(&sql).await?;

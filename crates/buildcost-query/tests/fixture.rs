@@ -456,3 +456,43 @@ async fn an_empty_store_gives_zero_org_figures() {
     assert_eq!(s.org.northstar("28d"), 0.0);
     assert_eq!(s.org.builds_per_developer_per_day(), None);
 }
+
+/// A context whose `builds` is computed once and re-evaluated at other instants (the weekly
+/// reports) gives exactly the snapshot a fresh context at that instant gives.
+#[tokio::test]
+async fn a_materialized_context_gives_the_same_snapshot_at_every_instant() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_fixture(dir.path());
+    let base = BuildcostContext::open(&store, &settings(2.0), at())
+        .await
+        .unwrap();
+    let columns = [
+        "team",
+        "product",
+        "author_key",
+        "finished_at",
+        "status",
+        "waste_class",
+        "cost_eur",
+    ];
+    let data = base
+        .materialize(at() - chrono::Duration::days(60), at(), Some(&columns))
+        .await
+        .unwrap();
+    for days_back in [0, 1, 7, 20] {
+        let t = at() - chrono::Duration::days(days_back);
+        let fresh = BuildcostContext::open(&store, &settings(2.0), t)
+            .await
+            .unwrap();
+        let fresh = Snapshot::compute(&fresh).await.unwrap();
+        let reused = Snapshot::compute(&data.at_instant(t).await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(fresh, reused, "{days_back} days back");
+        // And from a context over the store, re-evaluated.
+        let again = Snapshot::compute(&base.at_instant(t).await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(fresh, again, "{days_back} days back, not materialized");
+    }
+}

@@ -20,6 +20,21 @@ use crate::hints;
 use crate::week::IsoWeek;
 use crate::{Error, Result};
 
+/// The columns of `builds` the reports read (kept in memory for the trend's weeks).
+const COLUMNS: &[&str] = &[
+    "team",
+    "product",
+    "author_key",
+    "finished_at",
+    "status",
+    "failure_category",
+    "waste_class",
+    "cost_eur",
+    "unpriced",
+    "repository",
+    "pipeline",
+];
+
 /// Weeks in a trend: the report's week and the 8 before it.
 pub const TREND_WEEKS: i64 = 9;
 /// Pipelines listed per table.
@@ -393,7 +408,11 @@ pub async fn compute(
     let first = week.minus(TREND_WEEKS - 1);
     let history_days = i64::from(window_days).max(28);
     let data = base
-        .materialize(first.end() - Duration::days(history_days), week.end())
+        .materialize(
+            first.end() - Duration::days(history_days),
+            week.end(),
+            Some(COLUMNS),
+        )
         .await?;
 
     let mut snapshots = Vec::new();
