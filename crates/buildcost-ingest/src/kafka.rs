@@ -511,10 +511,9 @@ impl KafkaIngest {
     }
 
     /// Re-reads, once per assignment, every assigned partition that has sent nothing for
-    /// [`SILENT_AFTER_ASSIGNMENT`] although something was committed on it: the committed offset
-    /// may lie inside the last record batch, which such a broker never serves. What precedes
-    /// the committed offset is skipped as on any re-read, so an idle partition costs one
-    /// pass over its last [`REREAD_WINDOW`] messages.
+    /// [`SILENT_AFTER_ASSIGNMENT`] although the broker holds messages past its committed
+    /// offset: that offset may lie inside the last record batch, which such a broker never
+    /// serves. What precedes the committed offset is skipped as on any re-read.
     fn probe_silent_partitions(&mut self) {
         if self
             .assigned_at
@@ -536,8 +535,17 @@ impl KafkaIngest {
             let Some(committed) = self.committed_offset(partition) else {
                 continue;
             };
-            let low = self.low_watermark(partition);
-            if committed <= low {
+            // Only when the broker holds messages past the committed offset: an idle
+            // partition, read to its end, is left alone.
+            let Ok((low, high)) = self.consumer.fetch_watermarks(
+                &self.settings.topic,
+                partition,
+                Duration::from_secs(10),
+            ) else {
+                continue;
+            };
+            let low = low.max(0);
+            if committed <= low || high <= committed {
                 continue;
             }
             tracing::info!(

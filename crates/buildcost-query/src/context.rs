@@ -11,7 +11,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::datasource::MemTable;
+use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::settings::QuerySettings;
@@ -102,32 +102,20 @@ impl BuildcostContext {
     /// # Errors
     /// The store cannot be listed or a view does not plan.
     pub async fn open(store: &Store, settings: &QuerySettings, at: DateTime<Utc>) -> Result<Self> {
-        let ctx = new_session();
-        register_raw_builds(&ctx, store).await?;
-        register_prices(&ctx, settings)?;
-        register_teams_file(&ctx, settings)?;
-        let this = BuildcostContext {
-            ctx,
-            settings: settings.clone(),
-            at,
-            materialized: None,
-        };
-        this.create_view("builds", BUILDS_SQL).await?;
-        this.create_view("teams", TEAMS_SQL).await?;
-        this.create_view("baseline", BASELINE_SQL).await?;
-        Ok(this)
+        let raw = raw_builds(store).await?;
+        Self::assemble(settings, at, Builds::Raw(raw)).await
     }
 
     /// A context whose `builds` is computed once, over the whole store (waste classes such
     /// as `duplicate` depend on earlier builds), kept in memory for `finished_at` in
     /// `[from, to)` only, and shared by every context [`BuildcostContext::at_instant`] makes
     /// from it: evaluating many instants (a report's weeks) then prices and classifies each
-    /// build once. `raw_builds` is not registered in it.
+    /// build once. `raw_builds` is not registered in it. `columns` keeps only those columns of
+    /// `builds` (every one when `None`); the `teams` and `baseline` views need `team`,
+    /// `product`, `author_key`, `finished_at` and `cost_eur`.
     ///
     /// # Errors
     /// The store cannot be read or a view does not run.
-    /// `columns` keeps only those columns of `builds` (every one when `None`); the `teams` and
-    /// `baseline` views need `team`, `product`, `author_key`, `finished_at` and `cost_eur`.
     pub async fn materialize(
         &self,
         from: DateTime<Utc>,
@@ -145,7 +133,7 @@ impl BuildcostContext {
         let schema = Arc::new(frame.schema().as_arrow().clone());
         let batches = frame.collect().await?;
         let table = Arc::new(MemTable::try_new(schema, vec![batches])?);
-        self.with_builds(table, self.at).await
+        Self::assemble(&self.settings, self.at, Builds::Materialized(table)).await
     }
 
     /// The same builds evaluated at another instant: `teams` and `baseline` at `at`. Cheap on
@@ -155,36 +143,35 @@ impl BuildcostContext {
     /// # Errors
     /// A view does not plan.
     pub async fn at_instant(&self, at: DateTime<Utc>) -> Result<Self> {
-        if let Some(table) = &self.materialized {
-            return self.with_builds(table.clone(), at).await;
-        }
+        let builds = match &self.materialized {
+            Some(table) => Builds::Materialized(table.clone()),
+            None => Builds::Raw(self.ctx.table_provider("raw_builds").await?),
+        };
+        Self::assemble(&self.settings, at, builds).await
+    }
+
+    /// A session with the configuration tables, `builds` (a view over the raw rows, or the
+    /// materialized table) and the `teams` and `baseline` views at `at`.
+    async fn assemble(settings: &QuerySettings, at: DateTime<Utc>, builds: Builds) -> Result<Self> {
         let ctx = new_session();
-        ctx.register_table("raw_builds", self.ctx.table_provider("raw_builds").await?)?;
-        register_prices(&ctx, &self.settings)?;
-        register_teams_file(&ctx, &self.settings)?;
-        let this = BuildcostContext {
+        register_prices(&ctx, settings)?;
+        register_teams_file(&ctx, settings)?;
+        let mut this = BuildcostContext {
             ctx,
-            settings: self.settings.clone(),
+            settings: settings.clone(),
             at,
             materialized: None,
         };
-        this.create_view("builds", BUILDS_SQL).await?;
-        this.create_view("teams", TEAMS_SQL).await?;
-        this.create_view("baseline", BASELINE_SQL).await?;
-        Ok(this)
-    }
-
-    async fn with_builds(&self, table: Arc<MemTable>, at: DateTime<Utc>) -> Result<Self> {
-        let ctx = new_session();
-        register_prices(&ctx, &self.settings)?;
-        register_teams_file(&ctx, &self.settings)?;
-        ctx.register_table("builds", table.clone())?;
-        let this = BuildcostContext {
-            ctx,
-            settings: self.settings.clone(),
-            at,
-            materialized: Some(table),
-        };
+        match builds {
+            Builds::Raw(raw) => {
+                this.ctx.register_table("raw_builds", raw)?;
+                this.create_view("builds", BUILDS_SQL).await?;
+            }
+            Builds::Materialized(table) => {
+                this.ctx.register_table("builds", table.clone())?;
+                this.materialized = Some(table);
+            }
+        }
         this.create_view("teams", TEAMS_SQL).await?;
         this.create_view("baseline", BASELINE_SQL).await?;
         Ok(this)
@@ -267,13 +254,20 @@ fn new_session() -> SessionContext {
     SessionContext::new_with_config(config)
 }
 
-async fn register_raw_builds(ctx: &SessionContext, store: &Store) -> Result<()> {
+/// Where `builds` comes from.
+enum Builds {
+    /// The stored rows (`raw_builds`), priced and classified by the `builds` view.
+    Raw(Arc<dyn TableProvider>),
+    /// `builds` computed once and kept in memory.
+    Materialized(Arc<MemTable>),
+}
+
+async fn raw_builds(store: &Store) -> Result<Arc<dyn TableProvider>> {
     let schema = buildcost_model::build_schema();
     let files = store.list_files()?;
     if files.is_empty() {
         let empty = MemTable::try_new(schema.clone(), vec![vec![RecordBatch::new_empty(schema)]])?;
-        ctx.register_table("raw_builds", Arc::new(empty))?;
-        return Ok(());
+        return Ok(Arc::new(empty));
     }
     let urls = files
         .iter()
@@ -287,8 +281,7 @@ async fn register_raw_builds(ctx: &SessionContext, store: &Store) -> Result<()> 
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
         .with_schema(schema);
-    ctx.register_table("raw_builds", Arc::new(ListingTable::try_new(config)?))?;
-    Ok(())
+    Ok(Arc::new(ListingTable::try_new(config)?))
 }
 
 fn price_columns() -> Vec<Field> {

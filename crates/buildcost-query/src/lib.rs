@@ -28,5 +28,6 @@ pub use error::{Error, Result};
 pub use render::{render, OutputFormat};
 pub use settings::{QuerySettings, TeamEntry, TeamsFile};
 pub use snapshot::{
-    Baseline, OrgFigures, Snapshot, TeamFigures, WindowFigures, ALL_PRODUCTS, SMALL_TEAMS, WINDOWS,
+    integer_value, Baseline, OrgFigures, Snapshot, TeamFigures, WindowFigures, ALL_PRODUCTS,
+    SMALL_TEAMS, WINDOWS,
 };

@@ -307,7 +307,12 @@ fn floats<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a arrow::array::Fl
         .ok_or_else(|| Error::Shape(format!("`{name}` is not a DOUBLE column")))
 }
 
-fn integer(batch: &RecordBatch, name: &str, row: usize) -> Result<u64> {
+/// Row `row` of an integer column (`BIGINT` or `BIGINT UNSIGNED`, as `COUNT` and `SUM` give
+/// them) as a `u64`; a negative value reads as 0.
+///
+/// # Errors
+/// No such column, or not an integer column.
+pub fn integer_value(batch: &RecordBatch, name: &str, row: usize) -> Result<u64> {
     let c = column(batch, name)?;
     if let Some(a) = c.as_primitive_opt::<Int64Type>() {
         return Ok(u64::try_from(a.value(row)).unwrap_or(0));
@@ -327,7 +332,7 @@ fn read_teams(batches: &[RecordBatch]) -> Result<BTreeMap<String, TeamInfo>> {
                 team.value(i).to_owned(),
                 TeamInfo {
                     product: product.value(i).to_owned(),
-                    developers: integer(b, "developers", i)?,
+                    developers: integer_value(b, "developers", i)?,
                 },
             );
         }
@@ -387,7 +392,7 @@ fn read_totals(batches: &[RecordBatch]) -> Result<Vec<Totals>> {
                 team.value(i).to_owned(),
                 s,
                 w,
-                integer(b, "builds", i)?,
+                integer_value(b, "builds", i)?,
                 cost.value(i),
             ));
         }

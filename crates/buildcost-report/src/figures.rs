@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
+use arrow::datatypes::Float64Type;
 use buildcost_model::{Status, WasteClass};
 use buildcost_query::{
     Baseline, BuildcostContext, OrgFigures, Param, Snapshot, TeamFigures, WindowFigures,
@@ -692,14 +692,7 @@ fn float(b: &RecordBatch, name: &str, row: usize) -> Result<f64> {
 }
 
 fn integer(b: &RecordBatch, name: &str, row: usize) -> Result<u64> {
-    let c = column(b, name)?;
-    if let Some(a) = c.as_primitive_opt::<Int64Type>() {
-        return Ok(u64::try_from(a.value(row)).unwrap_or(0));
-    }
-    if let Some(a) = c.as_primitive_opt::<UInt64Type>() {
-        return Ok(a.value(row));
-    }
-    Err(Error::Shape(format!("`{name}` is not an integer column")))
+    Ok(buildcost_query::integer_value(b, name, row)?)
 }
 
 fn ratio(part: f64, whole: f64) -> f64 {

@@ -31,12 +31,18 @@ fn eur_short(v: f64) -> String {
     }
 }
 
+/// The top of a value axis: room above the tallest bar for the legend.
 fn headroom(max: f64) -> f64 {
     if max > 0.0 {
-        max * 1.15
+        max * 1.3
     } else {
         1.0
     }
+}
+
+/// The last index of `n` bars: a segmented `0..last` axis has exactly `n` segments.
+fn last_index(n: usize) -> u32 {
+    u32::try_from(n.saturating_sub(1)).unwrap_or(0)
 }
 
 /// Bars of the weekly cost with the avoidable-failure part drawn over them.
@@ -45,14 +51,14 @@ fn cost_trend(weeks: &[&WeekFigures], caption: &str) -> Result<String> {
     {
         let root = SVGBackend::with_string(&mut svg, (720, 260)).into_drawing_area();
         root.fill(&WHITE).map_err(chart_err)?;
-        let n = u32::try_from(weeks.len()).unwrap_or(0).max(1);
+        let last = last_index(weeks.len());
         let max = weeks.iter().map(|w| w.cost_eur).fold(0.0, f64::max);
         let mut chart = ChartBuilder::on(&root)
             .caption(caption, (FONT, 16).into_font().color(&INK))
             .margin(8)
             .x_label_area_size(28)
             .y_label_area_size(64)
-            .build_cartesian_2d((0..n).into_segmented(), 0.0..headroom(max))
+            .build_cartesian_2d((0..last).into_segmented(), 0.0..headroom(max))
             .map_err(chart_err)?;
         let labels: Vec<String> = weeks.iter().map(|w| w.week.to_string()).collect();
         chart
@@ -98,7 +104,7 @@ fn cost_trend(weeks: &[&WeekFigures], caption: &str) -> Result<String> {
             .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], AVOIDABLE.filled()));
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(SeriesLabelPosition::UpperMiddle)
             .label_font((FONT, 11).into_font().color(&INK))
             .background_style(WHITE.mix(0.8))
             .draw()
@@ -158,6 +164,18 @@ fn band(report: &TeamReport) -> Result<Option<String>> {
                 INK.stroke_width(2),
             )])
             .map_err(chart_err)?;
+        chart
+            .draw_series([Text::new(
+                format!(
+                    "normal range {} to {}, expected {}",
+                    eur(lo),
+                    eur(hi),
+                    eur(mid)
+                ),
+                (lo, 0.12),
+                (FONT, 11).into_font().color(&INK),
+            )])
+            .map_err(chart_err)?;
         let marker = if b.status == "above" { AVOIDABLE } else { COST };
         chart
             .draw_series([Circle::new((own, 0.5), 7, marker.filled())])
@@ -180,18 +198,20 @@ fn waste(w: &WeekFigures, caption: &str) -> Result<String> {
     {
         let root = SVGBackend::with_string(&mut svg, (720, 240)).into_drawing_area();
         root.fill(&WHITE).map_err(chart_err)?;
-        let n = u32::try_from(w.waste.len()).unwrap_or(0).max(1);
+        let last = last_index(w.waste.len());
         let max = w.waste.iter().map(|l| l.cost_eur).fold(0.0, f64::max);
         let mut chart = ChartBuilder::on(&root)
             .caption(caption, (FONT, 16).into_font().color(&INK))
             .margin(8)
             .x_label_area_size(24)
-            .y_label_area_size(120)
-            .build_cartesian_2d(0.0..headroom(max), (0..n).into_segmented())
+            .y_label_area_size(180)
+            .build_cartesian_2d(0.0..headroom(max), (0..last).into_segmented())
             .map_err(chart_err)?;
+        // The first class at the top.
         let labels: Vec<String> = w
             .waste
             .iter()
+            .rev()
             .map(|l| format!("{} ({})", l.waste_class, l.owner))
             .collect();
         chart
@@ -216,7 +236,7 @@ fn waste(w: &WeekFigures, caption: &str) -> Result<String> {
                         w.waste
                             .iter()
                             .enumerate()
-                            .map(|(i, l)| (i as u32, l.cost_eur)),
+                            .map(|(i, l)| (last.saturating_sub(i as u32), l.cost_eur)),
                     ),
             )
             .map_err(chart_err)?;
