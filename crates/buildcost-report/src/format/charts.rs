@@ -156,11 +156,11 @@ fn band(report: &TeamReport) -> Result<Option<String>> {
             b.cost_per_developer_eur,
         );
         chart
-            .draw_series([Rectangle::new([(lo, 0.25), (hi, 0.75)], BAND.filled())])
+            .draw_series([Rectangle::new([(lo, 0.4), (hi, 0.8)], BAND.filled())])
             .map_err(chart_err)?;
         chart
             .draw_series([PathElement::new(
-                vec![(mid, 0.2), (mid, 0.8)],
+                vec![(mid, 0.35), (mid, 0.85)],
                 INK.stroke_width(2),
             )])
             .map_err(chart_err)?;
@@ -172,13 +172,13 @@ fn band(report: &TeamReport) -> Result<Option<String>> {
                     eur(hi),
                     eur(mid)
                 ),
-                (lo, 0.12),
+                (lo, 0.3),
                 (FONT, 11).into_font().color(&INK),
             )])
             .map_err(chart_err)?;
         let marker = if b.status == "above" { AVOIDABLE } else { COST };
         chart
-            .draw_series([Circle::new((own, 0.5), 7, marker.filled())])
+            .draw_series([Circle::new((own, 0.6), 7, marker.filled())])
             .map_err(chart_err)?;
         chart
             .draw_series([Text::new(
