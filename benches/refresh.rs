@@ -1,0 +1,86 @@
+//! A full metrics refresh at 60,000 builds a day over the 28-day window with 1,500 teams, and
+//! encoding `/metrics` from its snapshot.
+//!
+//! `cargo bench -p buildcost-bench --bench refresh` (the set-up generates and stores 1.68
+//! million builds first: a minute or two). `BUILDCOST_BENCH_PER_DAY` and
+//! `BUILDCOST_BENCH_TEAMS` scale it.
+
+use buildcost_ingest::{ingest_ndjson, Ingestor, MemoryDeadLetters};
+use buildcost_query::{BuildcostContext, QuerySettings, Snapshot};
+use criterion::{criterion_group, criterion_main, Criterion};
+
+fn env_or(name: &str, default: u32) -> u32 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn refresh(c: &mut Criterion) {
+    let per_day = env_or("BUILDCOST_BENCH_PER_DAY", 60_000);
+    let teams = env_or("BUILDCOST_BENCH_TEAMS", 1_500) as usize;
+    let Ok(dir) = tempfile::tempdir() else {
+        panic!("a temporary folder");
+    };
+    let Ok(store) = buildcost_store::Store::open(dir.path()) else {
+        panic!("a store");
+    };
+    let started = std::time::Instant::now();
+    let text = buildcost_bench::events(teams, 28, per_day).join("\n");
+    let Ok(index) = store.load_index() else {
+        panic!("an index");
+    };
+    let mut ingestor = Ingestor::new(buildcost_bench::decoder(), &store, index, "bench");
+    let mut dead = MemoryDeadLetters::default();
+    let stored = ingest_ndjson(
+        &mut text.as_bytes(),
+        "bench",
+        &mut ingestor,
+        &mut dead,
+        buildcost_bench::end(),
+        &mut |_| {},
+    )
+    .and_then(|_| ingestor.finish(&mut dead));
+    let Ok(summary) = stored else {
+        panic!("the workload is stored");
+    };
+    eprintln!(
+        "refresh: {} builds of {teams} teams stored in {:.1} s",
+        summary.accepted,
+        started.elapsed().as_secs_f64()
+    );
+    let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    else {
+        panic!("a runtime");
+    };
+    let settings = QuerySettings::default();
+    let at = buildcost_bench::end();
+    let snapshot = |store: &buildcost_store::Store| {
+        runtime.block_on(async {
+            let ctx = BuildcostContext::open(store, &settings, at).await.ok()?;
+            Snapshot::compute(&ctx).await.ok()
+        })
+    };
+    let first = std::time::Instant::now();
+    let Some(once) = snapshot(&store) else {
+        panic!("a snapshot");
+    };
+    eprintln!(
+        "refresh: {} team rows; the first refresh took {:.2} s",
+        once.teams.len(),
+        first.elapsed().as_secs_f64()
+    );
+    let mut group = c.benchmark_group("refresh");
+    group.sample_size(10);
+    group.bench_function("snapshot_28d", |b| b.iter(|| snapshot(&store).is_some()));
+    group.bench_function("encode_metrics", |b| {
+        b.iter(|| buildcost_exporter::business_text(&once).map(|t| t.len()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, refresh);
+criterion_main!(benches);
