@@ -251,8 +251,10 @@ pub struct KafkaIngest {
     summary: Arc<Mutex<IngestSummary>>,
     status: Arc<Mutex<ConsumerStatus>>,
     resume: HashMap<i32, Resume>,
-    /// When the current assignment arrived, until its silent partitions have been probed.
+    /// When the current assignment arrived.
     assigned_at: Option<Instant>,
+    /// When silent partitions were last looked for.
+    last_probe: Option<Instant>,
 }
 
 /// Where a partition resumed after an assignment, checked against its committed offset.
@@ -345,6 +347,7 @@ impl KafkaIngest {
             status,
             resume: HashMap::new(),
             assigned_at: None,
+            last_probe: None,
         })
     }
 
@@ -510,42 +513,42 @@ impl KafkaIngest {
         }
     }
 
-    /// Re-reads, once per assignment, every assigned partition that has sent nothing for
-    /// [`SILENT_AFTER_ASSIGNMENT`] although the broker holds messages past its committed
-    /// offset: that offset may lie inside the last record batch, which such a broker never
-    /// serves. What precedes the committed offset is skipped as on any re-read.
+    /// Re-reads every assigned partition that has sent nothing since the assignment, at least
+    /// [`SILENT_AFTER_ASSIGNMENT`] ago, although the consumer's statistics show messages past
+    /// its committed offset: that offset may lie inside the last record batch, which such a
+    /// broker never serves. What precedes the committed offset is skipped as on any re-read;
+    /// a partition is probed at most once per assignment (it then has a resume state). The
+    /// statistics' high watermark comes from fetch responses, which Tansu keeps current, unlike
+    /// its offset listing.
     fn probe_silent_partitions(&mut self) {
-        if self
-            .assigned_at
-            .is_none_or(|t| t.elapsed() < SILENT_AFTER_ASSIGNMENT)
+        let Some(assigned) = self.assigned_at else {
+            return;
+        };
+        if assigned.elapsed() < SILENT_AFTER_ASSIGNMENT
+            || self
+                .last_probe
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
         {
             return;
         }
-        self.assigned_at = None;
-        let Ok(assignment) = self.consumer.assignment() else {
-            return;
+        self.last_probe = Some(Instant::now());
+        let waiting: Vec<i32> = match self.status.lock() {
+            Ok(s) => s
+                .lag
+                .iter()
+                .filter(|(p, lag)| {
+                    **lag > 0 && s.assigned.contains(p) && !self.resume.contains_key(p)
+                })
+                .map(|(p, _)| *p)
+                .collect(),
+            Err(_) => return,
         };
-        let silent: Vec<i32> = assignment
-            .elements_for_topic(&self.settings.topic)
-            .iter()
-            .map(|e| e.partition())
-            .filter(|p| !self.resume.contains_key(p))
-            .collect();
-        for partition in silent {
+        for partition in waiting {
             let Some(committed) = self.committed_offset(partition) else {
                 continue;
             };
-            // Only when the broker holds messages past the committed offset: an idle
-            // partition, read to its end, is left alone.
-            let Ok((low, high)) = self.consumer.fetch_watermarks(
-                &self.settings.topic,
-                partition,
-                Duration::from_secs(10),
-            ) else {
-                continue;
-            };
-            let low = low.max(0);
-            if committed <= low || high <= committed {
+            let low = self.low_watermark(partition);
+            if committed <= low {
                 continue;
             }
             tracing::info!(
