@@ -24,6 +24,7 @@ pub fn for_team(report: &TeamReport) -> Vec<Hint> {
     let mut out = Vec::new();
     if let Some(band) = report.this_week.baseline.as_ref() {
         if band.status == "above" {
+            let monthly = band.above_upper_eur() * 30.0 / f64::from(band.window_days.max(1));
             out.push(Hint {
                 text: format!(
                     "Over the {} days to the end of the week the team spent {} per developer; \
@@ -33,9 +34,9 @@ pub fn for_team(report: &TeamReport) -> Vec<Hint> {
                     eur(band.cost_per_developer_eur),
                     band.peer_group,
                     eur(band.upper_per_developer_eur),
-                    eur(band.above_upper_eur() * 30.0 / f64::from(band.window_days.max(1))),
+                    eur(monthly),
                 ),
-                eur_per_month: band.above_upper_eur() * 30.0 / f64::from(band.window_days.max(1)),
+                eur_per_month: monthly,
             });
         }
     }

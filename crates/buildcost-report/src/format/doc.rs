@@ -36,19 +36,6 @@ pub struct Doc {
     pub blocks: Vec<Block>,
 }
 
-fn table(headers: &[&str], rows: Vec<Vec<String>>) -> Block {
-    let align = headers
-        .iter()
-        .enumerate()
-        .map(|(i, _)| if i == 0 { Align::Left } else { Align::Right })
-        .collect();
-    Block::Table {
-        headers: headers.iter().map(|h| (*h).to_owned()).collect(),
-        align,
-        rows,
-    }
-}
-
 fn text_table(headers: &[&str], text_columns: usize, rows: Vec<Vec<String>>) -> Block {
     let align = (0..headers.len())
         .map(|i| {
@@ -296,7 +283,7 @@ pub fn team_doc(r: &TeamReport) -> Doc {
     blocks.push(Block::Heading(2, "Trend".into()));
     blocks.push(Block::Chart(0));
     let weeks: Vec<&WeekFigures> = r.weeks.iter().map(|x| &x.figures).collect();
-    blocks.push(table(TREND_HEADERS, trend_rows(&weeks)));
+    blocks.push(text_table(TREND_HEADERS, 1, trend_rows(&weeks)));
     if r.weeks.len() < crate::figures::TREND_WEEKS as usize {
         blocks.push(Block::Note(
             "Weeks without a row of the team's own (no builds in the 28 days before, or the \
@@ -432,8 +419,9 @@ pub fn summary_doc(r: &WeeklyReport) -> Doc {
 
     blocks.push(Block::Heading(2, "Trend".into()));
     blocks.push(Block::Chart(0));
-    blocks.push(table(
+    blocks.push(text_table(
         &["Week", "Cost", "Builds", "Northstar", "Waste ratio"],
+        1,
         org_trend_rows(&s.weeks),
     ));
 
