@@ -26,6 +26,10 @@ pub struct Config {
     pub teams: TeamsConfig,
     pub classifier: ClassifierConfig,
     pub pricing: PricingConfig,
+    /// `[[mapping]]`: team, product and runner class for CI-system payloads that do not carry them.
+    pub mapping: Vec<MappingRule>,
+    pub integrations: IntegrationsConfig,
+    pub webhook: WebhookConfig,
 }
 
 /// `[store]`
@@ -342,6 +346,163 @@ impl PriceDefaults {
     }
 }
 
+/// `[[mapping]]`: one rule for the CI-system adapters. A rule matches a build when every match
+/// key it has (`repository`, `namespace`, `runner`) matches; it then gives the outputs it has
+/// (`team`, `product`, `runner_class`) to a build whose payload does not carry them. For each
+/// output, the first matching rule that sets it wins. Patterns are globs (`*`, `?`, `[ab]`,
+/// `{a,b}`), case-insensitive, and `*` also matches `/`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MappingRule {
+    /// Glob on the repository (`octo-org/payments-*`, `gitlab-org/gitlab-test`).
+    pub repository: Option<String>,
+    /// Glob on the namespace: GitHub owner, GitLab group path, Jenkins folder, Kubernetes namespace.
+    pub namespace: Option<String>,
+    /// Glob on a runner label, runner tag or node name; matches when any of them does.
+    pub runner: Option<String>,
+    pub team: Option<String>,
+    pub product: Option<String>,
+    pub runner_class: Option<String>,
+}
+
+impl MappingRule {
+    /// The match keys this rule has, as (key, pattern).
+    pub fn patterns(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("repository", self.repository.as_deref()),
+            ("namespace", self.namespace.as_deref()),
+            ("runner", self.runner.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+    }
+
+    fn check(&self, prefix: &str) -> Result<()> {
+        if self.patterns().next().is_none() {
+            return Err(key_error(
+                prefix,
+                "needs at least one of `repository`, `namespace`, `runner` to match on",
+            ));
+        }
+        if self.team.is_none() && self.product.is_none() && self.runner_class.is_none() {
+            return Err(key_error(
+                prefix,
+                "needs at least one of `team`, `product`, `runner_class` to set",
+            ));
+        }
+        for (key, pattern) in self.patterns() {
+            glob(pattern).map_err(|e| key_error(&format!("{prefix}.{key}"), e))?;
+        }
+        for (key, value) in [
+            ("team", &self.team),
+            ("product", &self.product),
+            ("runner_class", &self.runner_class),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(key_error(&format!("{prefix}.{key}"), "must not be empty"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Compiles a `[[mapping]]` pattern: a case-insensitive glob where `*` also matches `/`.
+///
+/// # Errors
+/// Not a glob (an unclosed `[` or `{`); the message says what is wrong.
+pub fn glob(pattern: &str) -> std::result::Result<globset::GlobMatcher, String> {
+    globset::GlobBuilder::new(pattern)
+        .case_insensitive(true)
+        .literal_separator(false)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|e| format!("`{pattern}` is not a glob pattern: {}", e.kind()))
+}
+
+/// Which native events are builds. A CI run is reported at two levels (a GitHub workflow run
+/// and its jobs, a GitLab pipeline and its jobs, a Tekton PipelineRun and its TaskRuns);
+/// counting both would count the same runner time twice, so each source takes one level and
+/// acknowledges the other without storing it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntegrationsConfig {
+    /// `jobs` (`workflow_job`, the default: each job knows its runner) or `runs` (`workflow_run`).
+    pub github_builds: String,
+    /// `jobs` (Job Hook, the default) or `pipelines` (Pipeline Hook).
+    pub gitlab_builds: String,
+    /// `taskruns` (the default) or `pipelineruns`.
+    pub cdevents_builds: String,
+}
+
+impl Default for IntegrationsConfig {
+    fn default() -> Self {
+        IntegrationsConfig {
+            github_builds: "jobs".into(),
+            gitlab_builds: "jobs".into(),
+            cdevents_builds: "taskruns".into(),
+        }
+    }
+}
+
+impl IntegrationsConfig {
+    fn check(&self) -> Result<()> {
+        for (key, value, allowed) in [
+            (
+                "integrations.github_builds",
+                &self.github_builds,
+                ["jobs", "runs"],
+            ),
+            (
+                "integrations.gitlab_builds",
+                &self.gitlab_builds,
+                ["jobs", "pipelines"],
+            ),
+            (
+                "integrations.cdevents_builds",
+                &self.cdevents_builds,
+                ["taskruns", "pipelineruns"],
+            ),
+        ] {
+            if !allowed.contains(&value.as_str()) {
+                return Err(key_error(
+                    key,
+                    format!("`{value}` is not one of `{}`, `{}`", allowed[0], allowed[1]),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[webhook]`: the receiver `buildcost webhook`. A source whose secret is not configured is
+/// refused (403), never accepted unverified.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    pub listen: String,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// File holding the GitHub webhook secret (checks `X-Hub-Signature-256`).
+    pub github_secret_file: Option<PathBuf>,
+    /// File holding the GitLab secret token (checks `X-Gitlab-Token`).
+    pub gitlab_token_file: Option<PathBuf>,
+    /// File holding the bearer token of `/webhook/jenkins` and `/webhook/cdevents`
+    /// (`Authorization: Bearer …`).
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            listen: "127.0.0.1:9899".into(),
+            max_body_bytes: 1024 * 1024,
+            github_secret_file: None,
+            gitlab_token_file: None,
+            token_file: None,
+        }
+    }
+}
+
 fn key_error(key: &str, message: impl Into<String>) -> Error {
     Error::Config {
         key: key.into(),
@@ -373,6 +534,16 @@ impl Config {
             join(p);
         }
         if let Some(p) = &mut self.classifier.rules_file {
+            join(p);
+        }
+        for p in [
+            &mut self.webhook.github_secret_file,
+            &mut self.webhook.gitlab_token_file,
+            &mut self.webhook.token_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
             join(p);
         }
     }
@@ -453,6 +624,22 @@ impl Config {
                 .resolve(&self.pricing.default)
                 .check(&format!("pricing.runner_classes.\"{name}\""))?;
         }
+        for (i, rule) in self.mapping.iter().enumerate() {
+            rule.check(&format!("mapping[{i}]"))?;
+        }
+        self.integrations.check()?;
+        if self.webhook.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(key_error(
+                "webhook.listen",
+                format!(
+                    "`{}` is not an address like 127.0.0.1:9899",
+                    self.webhook.listen
+                ),
+            ));
+        }
+        if self.webhook.max_body_bytes == 0 {
+            return Err(key_error("webhook.max_body_bytes", "must be at least 1"));
+        }
         Ok(())
     }
 }
@@ -517,6 +704,17 @@ mod tests {
                 "pricing.runner_classes.\"gpu-xl\".cpu_cores",
             ),
             ("[store]\npath = \"s3://bucket/x\"\n", "store.path"),
+            (
+                "[[mapping]]\nteam = \"a\"\n[[mapping]]\nrepository = \"x/[y\"\nteam = \"b\"\n",
+                "mapping[0]",
+            ),
+            (
+                "[[mapping]]\nrepository = \"x/*\"\nteam = \"a\"\n[[mapping]]\nrepository = \"x/[y\"\nteam = \"b\"\n",
+                "mapping[1].repository",
+            ),
+            ("[[mapping]]\nrunner = \"gpu-*\"\n", "mapping[0]"),
+            ("[integrations]\ngithub_builds = \"steps\"\n", "integrations.github_builds"),
+            ("[webhook]\nlisten = \"9899\"\n", "webhook.listen"),
         ];
         for (text, key) in cases {
             let e = Config::from_toml(text)
