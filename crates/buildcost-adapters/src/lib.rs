@@ -174,6 +174,7 @@ pub struct Normaliser {
     mapper: Mapper,
     levels: Levels,
     priced: BTreeSet<String>,
+    max_payload_bytes: usize,
     starts: Mutex<StartTimes>,
 }
 
@@ -191,12 +192,25 @@ impl Normaliser {
                 cdevents_pipelineruns: config.integrations.cdevents_builds == "pipelineruns",
             },
             priced: config.pricing.runner_classes.keys().cloned().collect(),
+            max_payload_bytes: config.webhook.max_body_bytes,
             starts: Mutex::new(StartTimes::default()),
         })
     }
 
-    /// Normalises one payload of `format`.
+    /// Normalises one payload of `format`. A payload over `webhook.max_body_bytes` is
+    /// rejected as `too_large`.
     pub fn normalise(&self, format: Format, payload: &[u8]) -> Normalised {
+        if payload.len() > self.max_payload_bytes {
+            return Rejected::new(
+                RejectReason::TooLarge,
+                format!(
+                    "{} bytes, over webhook.max_body_bytes = {}",
+                    payload.len(),
+                    self.max_payload_bytes
+                ),
+            )
+            .into();
+        }
         let value: Value = match serde_json::from_slice(payload) {
             Ok(v @ Value::Object(_)) => v,
             Ok(_) => {
@@ -215,7 +229,8 @@ impl Normaliser {
         }
     }
 
-    pub(crate) fn mapper(&self) -> &Mapper {
+    /// The `[[mapping]]` rules.
+    pub fn mapper(&self) -> &Mapper {
         &self.mapper
     }
 

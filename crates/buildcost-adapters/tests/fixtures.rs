@@ -658,6 +658,10 @@ fn bad_payloads_are_rejected_with_a_reason() {
         rejected(&n, Format::Gitlab, b"{}").reason,
         RejectReason::MissingField
     );
+    let small = Normaliser::new(&config("[webhook]\nmax_body_bytes = 100")).unwrap();
+    let r = rejected(&small, Format::Gitlab, &fixture("gitlab/job.json"));
+    assert_eq!(r.reason, RejectReason::TooLarge);
+    assert!(r.detail.contains("webhook.max_body_bytes"), "{}", r.detail);
     assert_eq!(
         rejected(&n, Format::Cdevents, b"{}").reason,
         RejectReason::MissingField

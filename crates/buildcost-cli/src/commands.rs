@@ -8,6 +8,7 @@ pub mod produce;
 pub mod query;
 pub mod report;
 pub mod service;
+pub mod webhook;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};

@@ -47,6 +47,8 @@ enum Command {
     Report(commands::report::Report),
     /// Write a seeded synthetic workload of build events as NDJSON, or produce it to Kafka.
     Generate(commands::generate::Args),
+    /// Receive GitHub, GitLab, Jenkins and CDEvents webhooks; produce their builds to Kafka.
+    Webhook(commands::webhook::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -65,6 +67,7 @@ fn main() -> std::process::ExitCode {
         Command::Query(args) => commands::query::run(cli.config.as_deref(), args),
         Command::Report(report) => commands::report::run(cli.config.as_deref(), report),
         Command::Generate(args) => commands::generate::run(cli.config.as_deref(), args),
+        Command::Webhook(args) => commands::webhook::run(cli.config.as_deref(), args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -2,7 +2,8 @@
 
 use std::collections::BTreeSet;
 
-use buildcost_model::{Decoder, RejectCounts};
+use buildcost_adapters::{Format, Normalised, Normaliser};
+use buildcost_model::{Decoder, RejectCounts, Rejection};
 use buildcost_store::{EventIndex, Store};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -35,6 +36,8 @@ pub struct IngestSummary {
     pub consumer_errors: u64,
     /// Offset commits that failed (retried; the rows were durable already).
     pub commit_failures: u64,
+    /// Native CI payloads that were not a finished build at the configured level (`--format`).
+    pub ignored: u64,
 }
 
 impl IngestSummary {
@@ -54,6 +57,7 @@ impl IngestSummary {
             "accepted": self.accepted,
             "rejected": self.rejected(),
             "duplicates": self.duplicates,
+            "ignored": self.ignored,
             "rejected_by_reason": by_reason,
             "unpriced": self.unpriced,
             "files_written": self.files_written,
@@ -159,16 +163,7 @@ impl<'s> Ingestor<'s> {
     ) -> Result<Outcome> {
         let row = match self.decoder.decode(payload, now) {
             Ok(row) => row,
-            Err(rejection) => {
-                self.summary.rejected_by_reason.add(rejection.reason, 1);
-                dead_letters.send(&DeadLetter::new(&rejection, origin, payload))?;
-                self.rejected.push(buildcost_store::Rejected {
-                    at: rejected_at(payload, now),
-                    reason: rejection.reason.as_str().to_owned(),
-                    origin: origin.to_string(),
-                });
-                return Ok(Outcome::Rejected(rejection.reason));
-            }
+            Err(rejection) => return self.reject(&rejection, origin, payload, now, dead_letters),
         };
         if !self.index.insert(&row.event_id) {
             self.summary.duplicates += 1;
@@ -183,6 +178,69 @@ impl<'s> Ingestor<'s> {
             self.flush(dead_letters)?;
         }
         Ok(Outcome::Accepted)
+    }
+
+    /// Counts a rejected message, dead-letters `payload` (made safe first) and records it in
+    /// the rejection ledger at its next flush.
+    ///
+    /// # Errors
+    /// The dead letter could not be written.
+    pub fn reject(
+        &mut self,
+        rejection: &Rejection,
+        origin: &Origin,
+        payload: &[u8],
+        now: DateTime<Utc>,
+        dead_letters: &mut dyn DeadLetterSink,
+    ) -> Result<Outcome> {
+        self.summary.rejected_by_reason.add(rejection.reason, 1);
+        dead_letters.send(&DeadLetter::new(rejection, origin, payload))?;
+        self.rejected.push(buildcost_store::Rejected {
+            at: rejected_at(payload, now),
+            reason: rejection.reason.as_str().to_owned(),
+            origin: origin.to_string(),
+        });
+        Ok(Outcome::Rejected(rejection.reason))
+    }
+
+    /// Ingests one native payload of a CI system: each build event its normaliser gives is
+    /// [pushed](Ingestor::push); a payload that is not a finished build is counted as ignored;
+    /// a rejected one is dead-lettered as the part of the build that could be read (never the
+    /// native payload, which names people).
+    ///
+    /// # Errors
+    /// As [`Ingestor::push`].
+    pub fn push_native(
+        &mut self,
+        normaliser: &Normaliser,
+        format: Format,
+        payload: &[u8],
+        origin: &Origin,
+        now: DateTime<Utc>,
+        dead_letters: &mut dyn DeadLetterSink,
+    ) -> Result<()> {
+        match normaliser.normalise(format, payload) {
+            Normalised::Events(events) => {
+                for event in events {
+                    self.push(&event.to_json_bytes(), origin, now, dead_letters)?;
+                }
+            }
+            Normalised::Ignored(why) => {
+                tracing::debug!(%origin, why, "not a finished build; ignored");
+                self.summary.ignored += 1;
+            }
+            Normalised::Rejected(r) => {
+                let partial = serde_json::to_vec(&r.partial).unwrap_or_default();
+                self.reject(
+                    &Rejection::new(r.reason, r.detail),
+                    origin,
+                    &partial,
+                    now,
+                    dead_letters,
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes every pending row (one file per day) and makes the dead letters durable.

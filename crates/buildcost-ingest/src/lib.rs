@@ -38,4 +38,4 @@ pub use dead_letter::{
 pub use error::{Error, Result};
 pub use ingestor::{IngestSummary, Ingestor, Outcome};
 pub use kafka::{ConsumerStatus, IngestContext, KafkaIngest, KafkaSettings};
-pub use ndjson::ingest_ndjson;
+pub use ndjson::{ingest_native_ndjson, ingest_ndjson};

@@ -2,6 +2,7 @@
 
 use std::io::BufRead;
 
+use buildcost_adapters::{Format, Normaliser};
 use chrono::{DateTime, Utc};
 
 use crate::dead_letter::{DeadLetterSink, Origin};
@@ -20,6 +21,41 @@ pub fn ingest_ndjson(
     dead_letters: &mut dyn DeadLetterSink,
     now: DateTime<Utc>,
     progress: &mut dyn FnMut(u64),
+) -> Result<()> {
+    for_each_line(input, name, progress, &mut |message, origin| {
+        ingestor
+            .push(message, origin, now, dead_letters)
+            .map(|_| ())
+    })
+}
+
+/// Like [`ingest_ndjson`], for lines that are native payloads of a CI system (one webhook
+/// payload or build JSON per line), normalised by `normaliser` first.
+///
+/// # Errors
+/// As [`ingest_ndjson`].
+#[allow(clippy::too_many_arguments)] // ingest_ndjson's arguments plus the format
+pub fn ingest_native_ndjson(
+    input: &mut dyn BufRead,
+    name: &str,
+    ingestor: &mut Ingestor<'_>,
+    dead_letters: &mut dyn DeadLetterSink,
+    now: DateTime<Utc>,
+    progress: &mut dyn FnMut(u64),
+    normaliser: &Normaliser,
+    format: Format,
+) -> Result<()> {
+    for_each_line(input, name, progress, &mut |message, origin| {
+        ingestor.push_native(normaliser, format, message, origin, now, dead_letters)
+    })
+}
+
+/// Calls `each` with every non-blank line (without its line end) and its origin.
+fn for_each_line(
+    input: &mut dyn BufRead,
+    name: &str,
+    progress: &mut dyn FnMut(u64),
+    each: &mut dyn FnMut(&[u8], &Origin) -> Result<()>,
 ) -> Result<()> {
     let mut line = Vec::with_capacity(4096);
     let mut number = 0u64;
@@ -53,7 +89,7 @@ pub fn ingest_ndjson(
             file: name.to_owned(),
             line: number,
         };
-        ingestor.push(message, &origin, now, dead_letters)?;
+        each(message, &origin)?;
         if number.is_multiple_of(4096) {
             progress(bytes_read);
         }

@@ -51,7 +51,8 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    pub(crate) fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
+    /// A rejection for `reason`; `detail` names the field and the rule, never a person.
+    pub fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
         Rejection {
             reason,
             detail: detail.into(),

@@ -4,7 +4,10 @@ use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use buildcost_ingest::{ingest_ndjson, FileDeadLetters, IngestSummary, Ingestor};
+use buildcost_adapters::{Format, Normaliser};
+use buildcost_ingest::{
+    ingest_native_ndjson, ingest_ndjson, FileDeadLetters, IngestSummary, Ingestor,
+};
 use buildcost_model::config::Config;
 use buildcost_model::{Classifier, Decoder, Pseudonymiser};
 use buildcost_store::{load_or_create_key, Store, DEAD_LETTER_DIR};
@@ -23,6 +26,18 @@ pub struct Args {
     /// NDJSON file of build events, one per line; `-` reads standard input. Without it: Kafka.
     #[arg(long, short, value_name = "FILE|-")]
     pub input: Option<PathBuf>,
+    /// What each line of --input is: `buildcost` build events (the default), or one native
+    /// payload per line of a CI system, normalised first: `github` (workflow_job /
+    /// workflow_run webhooks), `gitlab` (Job / Pipeline Hook), `jenkins` (a build's
+    /// api/json or a Notification plugin post), `cdevents` (pipelinerun / taskrun events).
+    /// See docs/integrations.md.
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        default_value = "buildcost",
+        requires = "input"
+    )]
+    pub format: InputFormat,
     /// Hide the progress bar even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
@@ -30,6 +45,29 @@ pub struct Args {
     /// /healthz and /readyz. Default: http.listen; give each ingester on a host its own port.
     #[arg(long, value_name = "IP:PORT", conflicts_with = "input")]
     pub listen: Option<String>,
+}
+
+/// The format of `ingest --input` lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    Buildcost,
+    Github,
+    Gitlab,
+    Jenkins,
+    Cdevents,
+}
+
+impl InputFormat {
+    /// The CI system's format; `None` for build events.
+    pub fn native(self) -> Option<Format> {
+        match self {
+            InputFormat::Buildcost => None,
+            InputFormat::Github => Some(Format::Github),
+            InputFormat::Gitlab => Some(Format::Gitlab),
+            InputFormat::Jenkins => Some(Format::Jenkins),
+            InputFormat::Cdevents => Some(Format::Cdevents),
+        }
+    }
 }
 
 /// The decoder the configuration describes: its size limit, pseudonym key and classifier rules.
@@ -76,7 +114,16 @@ pub fn run_name() -> String {
 ///
 /// # Errors
 /// The input cannot be read or the store cannot be written.
-pub fn ingest_file(config: &Config, input: &Path, show_progress: bool) -> Result<IngestSummary> {
+pub fn ingest_file(
+    config: &Config,
+    input: &Path,
+    format: Option<Format>,
+    show_progress: bool,
+) -> Result<IngestSummary> {
+    let normaliser = format
+        .map(|_| Normaliser::new(config))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let store = Store::open(&config.store.path)?;
     let deleted = store.apply_retention(Utc::now().date_naive(), config.store.retention_days)?;
     if !deleted.is_empty() {
@@ -129,22 +176,34 @@ pub fn ingest_file(config: &Config, input: &Path, show_progress: bool) -> Result
         ProgressBar::hidden()
     };
     let started = std::time::Instant::now();
-    ingest_ndjson(
-        &mut reader,
-        &label,
-        &mut ingestor,
-        &mut dead_letters,
-        Utc::now(),
-        &mut |bytes| {
-            bar.set_position(bytes);
-        },
-    )?;
+    let mut progress = |bytes| bar.set_position(bytes);
+    match (format, &normaliser) {
+        (Some(format), Some(normaliser)) => ingest_native_ndjson(
+            &mut reader,
+            &label,
+            &mut ingestor,
+            &mut dead_letters,
+            Utc::now(),
+            &mut progress,
+            normaliser,
+            format,
+        )?,
+        _ => ingest_ndjson(
+            &mut reader,
+            &label,
+            &mut ingestor,
+            &mut dead_letters,
+            Utc::now(),
+            &mut progress,
+        )?,
+    }
     let summary = ingestor.finish(&mut dead_letters)?;
     bar.finish_and_clear();
     tracing::info!(
         accepted = summary.accepted,
         rejected = summary.rejected(),
         duplicates = summary.duplicates,
+        ignored = summary.ignored,
         unpriced = summary.unpriced,
         files = summary.files_written,
         seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
@@ -175,7 +234,7 @@ pub fn run(config_path: Option<&Path>, args: Args) -> Result<()> {
     let (config, source) = crate::config::load(config_path)?;
     tracing::debug!(config = %source, "configuration loaded");
     let summary = match &args.input {
-        Some(input) => ingest_file(&config, input, !args.no_progress)?,
+        Some(input) => ingest_file(&config, input, args.format.native(), !args.no_progress)?,
         None => {
             let listen = args.listen.unwrap_or_else(|| config.http.listen.clone());
             ingest_kafka(&config, listen)?
