@@ -390,6 +390,13 @@ fn webhook_verifies_normalises_and_produces_what_ingest_stores() {
         .0,
         401
     );
+    // Tekton's event sink cannot set headers: the token may come in the URL.
+    let (status, body) = post(&addr, "/webhook/cdevents?token=ci-token", &[], &tekton);
+    assert_eq!(status, 202, "a redelivery, accepted: {body}");
+    assert_eq!(
+        post(&addr, "/webhook/cdevents?token=nope", &[], &tekton).0,
+        401
+    );
 
     let huge = vec![b' '; 70_000];
     assert_eq!(post(&addr, "/webhook/jenkins", &bearer, &huge).0, 413);
@@ -423,10 +430,14 @@ fn webhook_verifies_normalises_and_produces_what_ingest_stores() {
         ),
         (
             "buildcost_webhook_requests_total{outcome=\"accepted\",source=\"cdevents\"}",
-            1.0,
+            2.0,
         ),
         (
             "buildcost_webhook_events_produced_total{source=\"github\"}",
+            2.0,
+        ),
+        (
+            "buildcost_webhook_events_produced_total{source=\"cdevents\"}",
             2.0,
         ),
         (
@@ -441,7 +452,7 @@ fn webhook_verifies_normalises_and_produces_what_ingest_stores() {
         );
     }
 
-    // The ingester stores what the receiver produced: 4 builds, the redelivery a duplicate.
+    // The ingester stores what the receiver produced: 4 builds, the 2 redeliveries duplicates.
     let ingest = Served::start(buildcost().arg("--config").arg(&config).args([
         "ingest",
         "--listen",
@@ -452,7 +463,7 @@ fn webhook_verifies_normalises_and_produces_what_ingest_stores() {
         "the ingester stores 4 builds",
         || {
             ingest.metric("buildcost_events_accepted_total") == Some(4.0)
-                && ingest.metric("buildcost_events_duplicate_total") == Some(1.0)
+                && ingest.metric("buildcost_events_duplicate_total") == Some(2.0)
         },
         || ingest.get("/metrics").1,
     );

@@ -2,13 +2,14 @@
 //! verifies each payload, normalises it (crate `buildcost-adapters`) and produces the build
 //! events to the `[kafka]` topic, keyed by event id; the ingesters do the rest.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::body::{to_bytes, Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -29,7 +30,7 @@ use subtle::ConstantTimeEq;
 #[command(
     after_help = "Endpoints: POST /webhook/github (X-Hub-Signature-256 with webhook.github_secret_file), \
 /webhook/gitlab (X-Gitlab-Token equal to webhook.gitlab_token_file), /webhook/jenkins and /webhook/cdevents \
-(Authorization: Bearer <webhook.token_file>); GET /metrics, /healthz, /readyz. A source whose secret is not \
+(Authorization: Bearer <webhook.token_file>, or ?token= for senders that cannot set headers); GET /metrics, /healthz, /readyz. A source whose secret is not \
 configured answers 403. Answers: 202 accepted (produced to [kafka].topic), 200 ignored (not a finished \
 build), 401 bad or missing signature, 413 over webhook.max_body_bytes, 422 rejected (with its reason; \
 dead-lettered to [kafka].dead_letter_topic), 503 Kafka unavailable (retry). See docs/integrations.md."
@@ -235,8 +236,16 @@ impl Receiver {
     }
 }
 
-/// Whether the request carries the right credential for `format`.
-fn verify(format: Format, secret: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
+/// Whether the request carries the right credential for `format`. `query_token` is the
+/// `?token=` of the URL, accepted for Jenkins and CDEvents senders that cannot set a header
+/// (Tekton's event sink).
+fn verify(
+    format: Format,
+    secret: &[u8],
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+    body: &[u8],
+) -> bool {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     match format {
         Format::Github => header("x-hub-signature-256")
@@ -254,6 +263,7 @@ fn verify(format: Format, secret: &[u8], headers: &HeaderMap, body: &[u8]) -> bo
         }
         Format::Jenkins | Format::Cdevents => header("authorization")
             .and_then(|v| v.strip_prefix("Bearer "))
+            .or(query_token)
             .is_some_and(|t| bool::from(t.trim().as_bytes().ct_eq(secret))),
     }
 }
@@ -265,6 +275,7 @@ fn answer(status: StatusCode, body: serde_json::Value) -> Response {
 async fn receive(
     State(r): State<Arc<Receiver>>,
     UrlPath(source): UrlPath<String>,
+    Query(query): Query<BTreeMap<String, String>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -296,12 +307,13 @@ async fn receive(
             );
         }
     };
-    if !verify(format, secret, &headers, &bytes) {
+    let query_token = query.get("token").map(String::as_str);
+    if !verify(format, secret, &headers, query_token, &bytes) {
         r.count(format, "unauthorized");
         let how = match format {
             Format::Github => "X-Hub-Signature-256 (HMAC-SHA256 of the body with the secret)",
             Format::Gitlab => "X-Gitlab-Token",
-            Format::Jenkins | Format::Cdevents => "Authorization: Bearer <token>",
+            Format::Jenkins | Format::Cdevents => "Authorization: Bearer <token> (or ?token=)",
         };
         return (
             StatusCode::UNAUTHORIZED,
@@ -417,29 +429,55 @@ mod tests {
         let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
         let ok = headers(&[("x-hub-signature-256", sig)]);
         let secret = b"It's a Secret to Everybody";
-        assert!(verify(Format::Github, secret, &ok, b"Hello, World!"));
-        assert!(!verify(Format::Github, secret, &ok, b"Hello, World?"));
-        assert!(!verify(Format::Github, b"other", &ok, b"Hello, World!"));
+        assert!(verify(Format::Github, secret, &ok, None, b"Hello, World!"));
+        assert!(!verify(Format::Github, secret, &ok, None, b"Hello, World?"));
+        assert!(!verify(
+            Format::Github,
+            b"other",
+            &ok,
+            None,
+            b"Hello, World!"
+        ));
         assert!(!verify(
             Format::Github,
             secret,
             &HeaderMap::new(),
+            None,
             b"Hello, World!"
         ));
         let sha1 = headers(&[("x-hub-signature-256", "sha1=00")]);
-        assert!(!verify(Format::Github, secret, &sha1, b"Hello, World!"));
+        assert!(!verify(
+            Format::Github,
+            secret,
+            &sha1,
+            None,
+            b"Hello, World!"
+        ));
     }
 
     #[test]
     fn tokens_must_match_exactly() {
         let gitlab = headers(&[("x-gitlab-token", "s3cret")]);
-        assert!(verify(Format::Gitlab, b"s3cret", &gitlab, b""));
-        assert!(!verify(Format::Gitlab, b"s3cret2", &gitlab, b""));
+        assert!(verify(Format::Gitlab, b"s3cret", &gitlab, None, b""));
+        assert!(!verify(Format::Gitlab, b"s3cret2", &gitlab, None, b""));
         let bearer = headers(&[("authorization", "Bearer t0ken")]);
-        assert!(verify(Format::Jenkins, b"t0ken", &bearer, b""));
-        assert!(verify(Format::Cdevents, b"t0ken", &bearer, b""));
-        assert!(!verify(Format::Jenkins, b"t0ke", &bearer, b""));
+        assert!(verify(Format::Jenkins, b"t0ken", &bearer, None, b""));
+        assert!(verify(Format::Cdevents, b"t0ken", &bearer, None, b""));
+        assert!(!verify(Format::Jenkins, b"t0ke", &bearer, None, b""));
         let basic = headers(&[("authorization", "Basic dDBrZW4=")]);
-        assert!(!verify(Format::Jenkins, b"t0ken", &basic, b""));
+        assert!(!verify(Format::Jenkins, b"t0ken", &basic, None, b""));
+        let none = HeaderMap::new();
+        assert!(verify(
+            Format::Cdevents,
+            b"t0ken",
+            &none,
+            Some("t0ken"),
+            b""
+        ));
+        assert!(!verify(Format::Cdevents, b"t0ken", &none, Some("t0k"), b""));
+        assert!(
+            !verify(Format::Github, b"t0ken", &none, Some("t0ken"), b""),
+            "GitHub always signs"
+        );
     }
 }
