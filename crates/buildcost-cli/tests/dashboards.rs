@@ -438,6 +438,8 @@ fn deployment_manifests_validate_offline() {
     for kind in [
         "deployment/buildcost-ingest",
         "deployment/buildcost-serve",
+        "deployment/buildcost-webhook",
+        "service/buildcost-webhook",
         "service/buildcost",
         "configmap/buildcost",
     ] {
@@ -447,7 +449,7 @@ fn deployment_manifests_validate_offline() {
         );
     }
     // Both Deployments run as non-root with a read-only root filesystem and probe both endpoints.
-    for role in ["ingest", "serve"] {
+    for role in ["ingest", "serve", "webhook"] {
         let text = std::fs::read_to_string(k8s.join(format!("{role}.yaml"))).unwrap();
         for needle in [
             "runAsNonRoot: true",
