@@ -3,10 +3,11 @@
 //!
 //! `cargo bench -p buildcost-bench --bench refresh` (the set-up generates and stores 1.68
 //! million builds first: a minute or two). `BUILDCOST_BENCH_PER_DAY` and
-//! `BUILDCOST_BENCH_TEAMS` scale it.
+//! `BUILDCOST_BENCH_TEAMS` scale it; `BUILDCOST_BENCH_COMPARE=1` also times the snapshot with
+//! `builds` re-evaluated by each of its queries, the way it was computed before.
 
 use buildcost_ingest::{ingest_ndjson, Ingestor, MemoryDeadLetters};
-use buildcost_query::{BuildcostContext, QuerySettings, Snapshot};
+use buildcost_query::{QuerySettings, Snapshot};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn env_or(name: &str, default: u32) -> u32 {
@@ -59,10 +60,7 @@ fn refresh(c: &mut Criterion) {
     let settings = QuerySettings::default();
     let at = buildcost_bench::end();
     let snapshot = |store: &buildcost_store::Store| {
-        runtime.block_on(async {
-            let ctx = BuildcostContext::open(store, &settings, at).await.ok()?;
-            Snapshot::compute(&ctx).await.ok()
-        })
+        runtime.block_on(async { Snapshot::of_store(store, &settings, at).await.ok() })
     };
     let first = std::time::Instant::now();
     let Some(once) = snapshot(&store) else {
@@ -73,6 +71,21 @@ fn refresh(c: &mut Criterion) {
         once.teams.len(),
         first.elapsed().as_secs_f64()
     );
+    if std::env::var("BUILDCOST_BENCH_COMPARE").is_ok_and(|v| v == "1") {
+        // The reference of the same run: every query of the snapshot over the `builds` view.
+        let before = std::time::Instant::now();
+        let per_query = runtime.block_on(async {
+            let ctx = buildcost_query::BuildcostContext::open(&store, &settings, at)
+                .await
+                .ok()?;
+            Snapshot::compute(&ctx).await.ok()
+        });
+        eprintln!(
+            "refresh: the same snapshot with `builds` re-evaluated by each query took {:.2} s (equal: {})",
+            before.elapsed().as_secs_f64(),
+            per_query.as_ref() == Some(&once)
+        );
+    }
     let mut group = c.benchmark_group("refresh");
     group.sample_size(10);
     group.bench_function("snapshot_28d", |b| b.iter(|| snapshot(&store).is_some()));

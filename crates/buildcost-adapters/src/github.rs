@@ -12,7 +12,7 @@
 //! | `queued_at`, `started_at`, `finished_at` | `created_at`, `started_at`, `completed_at` | `created_at`, `run_started_at`, `updated_at` |
 //! | `status` | `conclusion` (see [`status`]) | the same |
 //! | `failure_stage` | the first failed step's name (see `stage_hint`) | — |
-//! | `runner_class` | `labels` | `[[mapping]]` only |
+//! | `runner_class` | `labels` (a `runner` rule also sees `runner_group_name`, `runner_name`) | `[[mapping]]` only |
 //! | `attempt` | `run_attempt` | the same |
 //! | `correlation_id` | `run_id` | — |
 //! | `team`, `product` | repository custom properties `team`, `product`, else `[[mapping]]` | the same |
@@ -106,7 +106,13 @@ fn job(n: &Normaliser, v: &Value) -> Result<Normalised, Rejected> {
         build_id: id,
         pipeline,
         namespace: namespace(v, &repository),
-        runners: strings(v, "/workflow_job/labels"),
+        // Labels first (the first one is the fallback class); a `runner` rule may also match
+        // the runner group or the runner's name.
+        runners: strings(v, "/workflow_job/labels")
+            .into_iter()
+            .chain(text(v, "/workflow_job/runner_group_name"))
+            .chain(text(v, "/workflow_job/runner_name"))
+            .collect(),
         branch: text(v, "/workflow_job/head_branch"),
         commit: text(v, "/workflow_job/head_sha"),
         team: text(v, "/repository/custom_properties/team"),

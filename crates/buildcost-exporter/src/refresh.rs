@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use buildcost_model::config::Config;
-use buildcost_query::{BuildcostContext, QuerySettings, Snapshot};
+use buildcost_query::{QuerySettings, Snapshot};
 use buildcost_store::Store;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
@@ -34,8 +34,7 @@ impl Refresher {
     pub async fn snapshot(&self) -> Result<Snapshot> {
         let at = self.at.unwrap_or_else(Utc::now);
         let settings = QuerySettings::from_config(&self.config)?;
-        let ctx = BuildcostContext::open(&self.store, &settings, at).await?;
-        Ok(Snapshot::compute(&ctx).await?)
+        Ok(Snapshot::of_store(&self.store, &settings, at).await?)
     }
 
     /// Refreshes once and publishes the result; a failure is logged, counted and leaves the

@@ -29,5 +29,5 @@ pub use render::{render, OutputFormat};
 pub use settings::{QuerySettings, TeamEntry, TeamsFile};
 pub use snapshot::{
     integer_value, Baseline, OrgFigures, Snapshot, TeamFigures, WindowFigures, ALL_PRODUCTS,
-    SMALL_TEAMS, WINDOWS,
+    SMALL_TEAMS, SNAPSHOT_COLUMNS, WINDOWS,
 };

@@ -186,7 +186,37 @@ struct TeamInfo {
     developers: u64,
 }
 
+/// The columns of `builds` a snapshot reads.
+pub const SNAPSHOT_COLUMNS: &[&str] = &[
+    "team",
+    "product",
+    "author_key",
+    "finished_at",
+    "status",
+    "waste_class",
+    "cost_eur",
+];
+
 impl Snapshot {
+    /// The snapshot of `store` at `at`, pricing and classifying each build once: `builds` is
+    /// computed in one pass and kept in memory for the days the snapshot reads (the longer of
+    /// 28 days and the baseline window), instead of once per query of the snapshot.
+    ///
+    /// # Errors
+    /// The store cannot be read or a query failed.
+    pub async fn of_store(
+        store: &buildcost_store::Store,
+        settings: &crate::QuerySettings,
+        at: DateTime<Utc>,
+    ) -> Result<Snapshot> {
+        let days = i64::from(settings.baseline.window_days).max(28);
+        let ctx = BuildcostContext::open(store, settings, at)
+            .await?
+            .materialize(at - Duration::days(days), at, Some(SNAPSHOT_COLUMNS))
+            .await?;
+        Snapshot::compute(&ctx).await
+    }
+
     /// Computes the snapshot at the context's instant.
     ///
     /// # Errors

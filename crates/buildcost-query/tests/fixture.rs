@@ -466,17 +466,12 @@ async fn a_materialized_context_gives_the_same_snapshot_at_every_instant() {
     let base = BuildcostContext::open(&store, &settings(2.0), at())
         .await
         .unwrap();
-    let columns = [
-        "team",
-        "product",
-        "author_key",
-        "finished_at",
-        "status",
-        "waste_class",
-        "cost_eur",
-    ];
     let data = base
-        .materialize(at() - chrono::Duration::days(60), at(), Some(&columns))
+        .materialize(
+            at() - chrono::Duration::days(60),
+            at(),
+            Some(buildcost_query::SNAPSHOT_COLUMNS),
+        )
         .await
         .unwrap();
     for days_back in [0, 1, 7, 20] {
@@ -494,5 +489,8 @@ async fn a_materialized_context_gives_the_same_snapshot_at_every_instant() {
             .await
             .unwrap();
         assert_eq!(fresh, again, "{days_back} days back, not materialized");
+        // And as the refresh computes it: builds materialized for the snapshot's days only.
+        let refresh = Snapshot::of_store(&store, &settings(2.0), t).await.unwrap();
+        assert_eq!(fresh, refresh, "{days_back} days back, Snapshot::of_store");
     }
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use buildcost_model::config::Config;
-use buildcost_query::{BuildcostContext, QuerySettings, Snapshot};
+use buildcost_query::{QuerySettings, Snapshot};
 use buildcost_store::Store;
 use chrono::{DateTime, Utc};
 
@@ -23,10 +23,7 @@ pub struct Args {
 pub fn snapshot(config: &Config, at: DateTime<Utc>) -> Result<Snapshot> {
     let store = Store::open(&config.store.path)?;
     let settings = QuerySettings::from_config(config)?;
-    super::runtime()?.block_on(async {
-        let ctx = BuildcostContext::open(&store, &settings, at).await?;
-        Ok(Snapshot::compute(&ctx).await?)
-    })
+    super::runtime()?.block_on(async { Ok(Snapshot::of_store(&store, &settings, at).await?) })
 }
 
 /// Runs `buildcost metrics`.
