@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use buildcost_model::config::Config;
-use buildcost_query::{QuerySettings, Snapshot};
+use buildcost_query::{Incremental, QuerySettings, Snapshot};
 use buildcost_store::Store;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
@@ -13,18 +13,25 @@ use tokio::sync::watch;
 use crate::service::ServiceState;
 use crate::Result;
 
-/// Computes snapshots of one store.
+/// Computes snapshots of one store, incrementally: closed days are priced and classified once
+/// and kept ([`Incremental`]), so a refresh costs the same whatever the history's length.
 pub struct Refresher {
     config: Config,
     store: Store,
     at: Option<DateTime<Utc>>,
+    cache: tokio::sync::Mutex<Incremental>,
 }
 
 impl Refresher {
     /// A refresher of `config`'s store. With `at`, every snapshot is evaluated at that instant
     /// (replays and tests); else at the time of the refresh.
     pub fn new(config: Config, store: Store, at: Option<DateTime<Utc>>) -> Self {
-        Refresher { config, store, at }
+        Refresher {
+            config,
+            store,
+            at,
+            cache: tokio::sync::Mutex::new(Incremental::new()),
+        }
     }
 
     /// One snapshot, now. The teams file is read again each time, so edits are picked up.
@@ -34,7 +41,15 @@ impl Refresher {
     pub async fn snapshot(&self) -> Result<Snapshot> {
         let at = self.at.unwrap_or_else(Utc::now);
         let settings = QuerySettings::from_config(&self.config)?;
-        Ok(Snapshot::of_store(&self.store, &settings, at).await?)
+        let mut cache = self.cache.lock().await;
+        let snapshot = cache.snapshot(&self.store, &settings, at).await?;
+        let work = cache.last_work();
+        tracing::debug!(
+            days_classified = work.days_classified,
+            history_rescanned = work.history_rescanned,
+            "incremental refresh"
+        );
+        Ok(snapshot)
     }
 
     /// Refreshes once and publishes the result; a failure is logged, counted and leaves the

@@ -106,6 +106,32 @@ impl BuildcostContext {
         Self::assemble(settings, at, Builds::Raw(raw)).await
     }
 
+    /// A session like [`BuildcostContext::open`] whose `raw_builds` is only `files` (one
+    /// day's, for the incremental refresh).
+    ///
+    /// # Errors
+    /// A view does not plan.
+    pub async fn over_files(
+        files: &[std::path::PathBuf],
+        settings: &QuerySettings,
+        at: DateTime<Utc>,
+    ) -> Result<Self> {
+        Self::assemble(settings, at, Builds::Raw(raw_files(files)?)).await
+    }
+
+    /// A session over `builds` rows already priced and classified (`table`, with at least
+    /// the [`crate::SNAPSHOT_COLUMNS`]), with `teams` and `baseline` at `at`.
+    ///
+    /// # Errors
+    /// A view does not plan.
+    pub async fn over_builds(
+        table: Arc<MemTable>,
+        settings: &QuerySettings,
+        at: DateTime<Utc>,
+    ) -> Result<Self> {
+        Self::assemble(settings, at, Builds::Materialized(table)).await
+    }
+
     /// A context whose `builds` is computed once, over the whole store (waste classes such
     /// as `duplicate` depend on earlier builds), kept in memory for `finished_at` in
     /// `[from, to)` only, and shared by every context [`BuildcostContext::at_instant`] makes
@@ -263,8 +289,13 @@ enum Builds {
 }
 
 async fn raw_builds(store: &Store) -> Result<Arc<dyn TableProvider>> {
+    let files: Vec<std::path::PathBuf> = store.list_files()?.into_iter().map(|f| f.path).collect();
+    raw_files(&files)
+}
+
+/// The stored rows of `files` as a table (an empty one for no files).
+fn raw_files(files: &[std::path::PathBuf]) -> Result<Arc<dyn TableProvider>> {
     let schema = buildcost_model::build_schema();
-    let files = store.list_files()?;
     if files.is_empty() {
         let empty = MemTable::try_new(schema.clone(), vec![vec![RecordBatch::new_empty(schema)]])?;
         return Ok(Arc::new(empty));
@@ -272,7 +303,7 @@ async fn raw_builds(store: &Store) -> Result<Arc<dyn TableProvider>> {
     let urls = files
         .iter()
         .map(|f| {
-            let absolute = std::path::absolute(&f.path).unwrap_or_else(|_| f.path.clone());
+            let absolute = std::path::absolute(f).unwrap_or_else(|_| f.clone());
             ListingTableUrl::parse(absolute.to_string_lossy())
         })
         .collect::<datafusion::error::Result<Vec<_>>>()?;

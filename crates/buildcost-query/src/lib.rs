@@ -17,6 +17,7 @@
 
 mod context;
 mod error;
+mod incremental;
 mod render;
 mod settings;
 mod snapshot;
@@ -25,6 +26,7 @@ pub use context::{
     bind, BuildcostContext, Param, BASELINE_SQL, BUILDS_SQL, TEAMS_SQL, WINDOW_TOTALS_SQL,
 };
 pub use error::{Error, Result};
+pub use incremental::{Incremental, RefreshWork};
 pub use render::{render, OutputFormat};
 pub use settings::{QuerySettings, TeamEntry, TeamsFile};
 pub use snapshot::{

@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# The macro benchmark (issue 6), in one run, on this machine:
+#   (a) produce EVENTS generated events into a real broker (Tansu) on loopback; time a bare
+#       consumer on the same rdkafka that only counts bytes (the floor), then `buildcost ingest`
+#       consuming the same topic to durable Parquet;
+#   (b) backfill YEAR_DAYS × YEAR_PER_DAY events (a year at 60,000 a day: 22 million) from NDJSON;
+#   (c) time the metrics refresh over that store (`buildcost metrics --at`) and a week-by-team
+#       cost query, and DuckDB running equivalent SQL over the same Parquet files (the results
+#       are compared too);
+#   (d) record the peak RSS of each (GNU time).
+# It prints each figure and the ratios and writes them to $OUT (JSON).
+#
+# Needs: tansu, python3 with duckdb, GNU time (/usr/bin/time). Full size needs about 15 GB of
+# disk under $WORK and an hour on 2 cores; scale it down with the variables below, e.g.
+#   EVENTS=300000 YEAR_DAYS=30 benches/pipeline.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+EVENTS=${EVENTS:-5000000}
+PER_DAY=${PER_DAY:-60000}
+YEAR_DAYS=${YEAR_DAYS:-365}
+YEAR_PER_DAY=${YEAR_PER_DAY:-60000}
+TEAMS=${TEAMS:-1500}
+PARTITIONS=${PARTITIONS:-6}
+WORK=${WORK:-target/pipeline-bench}
+OUT=${OUT:-$WORK/results.json}
+END=${END:-2026-11-02T00:00:00Z}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+
+say() { printf '\n== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)" >&2; }
+need() { command -v "$1" >/dev/null || { echo "error: $1 is required ($2)" >&2; exit 2; }; }
+need tansu "cargo install tansu --locked --version 0.6.0 --features dynostore"
+need /usr/bin/time "apt-get install time"
+python3 -c 'import duckdb' || { echo "error: python3 -m pip install duckdb" >&2; exit 2; }
+
+rm -rf "$WORK"
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+
+say "release build"
+cargo build --release --locked -p buildcost-cli -p buildcost-bench --bin buildcost --bin bare-consumer
+BIN=$CARGO_TARGET_DIR/release
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+seconds_since() { python3 -c "import sys, time; print(f'{time.time() - float(sys.argv[1]):.3f}')" "$1"; }
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+PORT=$(free_port)
+BROKER=127.0.0.1:$PORT
+say "Tansu on $BROKER"
+tansu broker --listener-url "tcp://$BROKER" --advertised-listener-url "tcp://$BROKER" \
+  --storage-engine memory://tansu/ >"$WORK/tansu.log" 2>&1 &
+PIDS+=($!)
+python3 - "$BROKER" "$PARTITIONS" <<'PY'
+import socket, sys, time
+host, port = sys.argv[1].split(":")
+for _ in range(300):
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    sys.exit("tansu did not start")
+from confluent_kafka.admin import AdminClient, NewTopic
+admin = AdminClient({"bootstrap.servers": sys.argv[1]})
+for f in admin.create_topics([NewTopic("bench", int(sys.argv[2]), 1), NewTopic("bench.dlq", 1, 1)]).values():
+    f.result(30)
+PY
+
+# One configuration: the demo's price table, the bench's broker and store.
+config() {
+  local store=$1 path=$2
+  {
+    printf '[store]\npath = "%s"\nretention_days = 4000\n\n' "$store"
+    printf '[kafka]\nbrokers = "%s"\ntopic = "bench"\ndead_letter_topic = "bench.dlq"\ngroup_id = "buildcost-bench"\n\n' "$BROKER"
+    sed -n '/^\[pricing\]/,$p' crates/buildcost-cli/assets/demo.toml
+  } >"$path"
+}
+config "$WORK/store-kafka" "$WORK/kafka.toml"
+config "$WORK/store-year" "$WORK/year.toml"
+
+DAYS=$(( (EVENTS + PER_DAY - 1) / PER_DAY ))
+N=$(( DAYS * PER_DAY ))
+say "(a) produce $N events ($DAYS days × $PER_DAY) with buildcost generate --kafka"
+start=$(date +%s.%N)
+"$BIN/buildcost" --config "$WORK/kafka.toml" generate --kafka --days "$DAYS" --builds-per-day "$PER_DAY" \
+  --teams "$TEAMS" --end "$END" >"$WORK/produce.out" 2>"$WORK/produce.log"
+PRODUCE_S=$(seconds_since "$start")
+
+say "(a) bare consumer"
+/usr/bin/time -v -o "$WORK/bare.time" "$BIN/bare-consumer" --brokers "$BROKER" --topic bench \
+  --messages "$N" --group bare >"$WORK/bare.json" 2>"$WORK/bare.log"
+BARE_S=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["seconds"])' "$WORK/bare.json")
+
+say "(a) buildcost ingest from the topic to durable Parquet"
+MPORT=$(free_port)
+start=$(date +%s.%N)
+/usr/bin/time -v -o "$WORK/ingest-kafka.time" "$BIN/buildcost" --config "$WORK/kafka.toml" ingest \
+  --listen "127.0.0.1:$MPORT" >"$WORK/ingest-kafka.json" 2>"$WORK/ingest-kafka.log" &
+TIMED=$!
+PIDS+=($TIMED)
+# Done when every message is counted as stored (accepted counts only durable batches).
+python3 - "127.0.0.1:$MPORT" "$N" <<'PY'
+import sys, time, urllib.request
+addr, n = sys.argv[1], int(sys.argv[2])
+deadline = time.time() + 7200
+while time.time() < deadline:
+    try:
+        text = urllib.request.urlopen(f"http://{addr}/metrics", timeout=5).read().decode()
+        done = sum(float(l.split()[-1]) for l in text.splitlines()
+                   if l.startswith(("buildcost_events_accepted_total", "buildcost_events_duplicate_total",
+                                    "buildcost_events_rejected_total")))
+        if done >= n:
+            sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.2)
+sys.exit("buildcost ingest did not finish")
+PY
+INGEST_KAFKA_S=$(seconds_since "$start")
+# The ingester's own pid is the child of GNU time.
+kill -TERM "$(pgrep -P "$TIMED")"
+wait "$TIMED"
+
+say "(b) generate a year: $YEAR_DAYS days × $YEAR_PER_DAY"
+start=$(date +%s.%N)
+"$BIN/buildcost" generate --days "$YEAR_DAYS" --builds-per-day "$YEAR_PER_DAY" --teams "$TEAMS" \
+  --end "$END" --out "$WORK/year.ndjson" 2>"$WORK/generate.log"
+GENERATE_S=$(seconds_since "$start")
+YEAR_N=$(( YEAR_DAYS * YEAR_PER_DAY ))
+YEAR_BYTES=$(stat -c %s "$WORK/year.ndjson")
+
+say "(b) buildcost ingest --input (backfill)"
+/usr/bin/time -v -o "$WORK/backfill.time" "$BIN/buildcost" --config "$WORK/year.toml" ingest \
+  --input "$WORK/year.ndjson" --no-progress >"$WORK/backfill.json" 2>"$WORK/backfill.log"
+rm -f "$WORK/year.ndjson"
+STORE_BYTES=$(du -sb "$WORK/store-year" | cut -f1)
+
+say "(c) metrics refresh over the year (buildcost metrics --at)"
+/usr/bin/time -v -o "$WORK/refresh.time" "$BIN/buildcost" --config "$WORK/year.toml" metrics \
+  --at "$END" >"$WORK/metrics.prom" 2>"$WORK/refresh.log"
+
+say "(c) week-by-team cost: buildcost query and DuckDB"
+/usr/bin/time -v -o "$WORK/query.time" "$BIN/buildcost" --config "$WORK/year.toml" query \
+  "SELECT team, date_trunc('week', finished_at) AS week, SUM(cost_eur) AS eur FROM builds GROUP BY 1, 2 ORDER BY 1, 2" \
+  --format csv >"$WORK/week-by-team.buildcost.csv" 2>"$WORK/query.log"
+/usr/bin/time -v -o "$WORK/duckdb.time" python3 benches/week_by_team_duckdb.py "$WORK/year.toml" \
+  "$WORK/store-year" "$WORK/week-by-team.duckdb.csv" >"$WORK/duckdb.json" 2>"$WORK/duckdb.log"
+
+say "results"
+python3 - "$WORK" "$OUT" <<PY
+import csv, json, sys
+work, out = sys.argv[1], sys.argv[2]
+def t(name):
+    text = open(f"{work}/{name}.time").read()
+    rss = [l for l in text.splitlines() if "Maximum resident set size" in l][0].split(": ")[1]
+    wall = [l for l in text.splitlines() if "Elapsed (wall clock)" in l][0].split(": ")[1]
+    s = 0.0
+    for part in wall.split(":"):
+        s = s * 60 + float(part)
+    return s, int(rss) / 1024
+def rows(path):
+    with open(path) as f:
+        r = csv.reader(f); next(r)
+        return {(a, b[:10]): float(c) for a, b, c in r}
+ours, theirs = rows(f"{work}/week-by-team.buildcost.csv"), rows(f"{work}/week-by-team.duckdb.csv")
+same = ours.keys() == theirs.keys() and all(abs(ours[k] - theirs[k]) <= 1e-6 * max(1, abs(theirs[k])) for k in ours)
+bare_s, bare_rss = t("bare"); kafka_s_total, kafka_rss = t("ingest-kafka")
+backfill_s, backfill_rss = t("backfill"); refresh_s, refresh_rss = t("refresh")
+query_s, query_rss = t("query"); duck_s, duck_rss = t("duckdb")
+duck_inner = json.load(open(f"{work}/duckdb.json"))["seconds"]
+backfill = json.loads(open(f"{work}/backfill.json").read().strip().splitlines()[-1])
+kafka_n, kafka_s = $N, $INGEST_KAFKA_S
+r = {
+  "machine": {"cores": __import__("os").cpu_count()},
+  "a_kafka": {"events": kafka_n, "partitions": $PARTITIONS, "produce_s": $PRODUCE_S,
+              "bare_consumer_s": $BARE_S, "bare_consumer_peak_rss_mb": bare_rss,
+              "buildcost_ingest_s": kafka_s, "buildcost_ingest_peak_rss_mb": kafka_rss,
+              "buildcost_events_per_s": kafka_n / kafka_s, "bare_events_per_s": kafka_n / $BARE_S,
+              "ratio_buildcost_to_bare": kafka_s / $BARE_S},
+  "b_backfill": {"events": $YEAR_N, "ndjson_bytes": $YEAR_BYTES, "generate_s": $GENERATE_S,
+                 "ingest_s": backfill_s, "events_per_s": $YEAR_N / backfill_s, "peak_rss_mb": backfill_rss,
+                 "accepted": backfill.get("accepted"), "store_bytes": $STORE_BYTES,
+                 "bytes_per_build": $STORE_BYTES / max(1, backfill.get("accepted", 1))},
+  "c_queries": {"refresh_s": refresh_s, "refresh_peak_rss_mb": refresh_rss,
+                "week_by_team_buildcost_s": query_s, "week_by_team_buildcost_peak_rss_mb": query_rss,
+                "week_by_team_duckdb_process_s": duck_s, "week_by_team_duckdb_query_s": duck_inner,
+                "week_by_team_duckdb_peak_rss_mb": duck_rss,
+                "ratio_buildcost_to_duckdb_process": query_s / duck_s,
+                "results_equal": same, "week_team_rows": len(ours)},
+}
+json.dump(r, open(out, "w"), indent=2)
+for section, figures in r.items():
+    print(section)
+    for k, v in figures.items():
+        print(f"  {k:40} {v:.3f}" if isinstance(v, float) else f"  {k:40} {v}")
+print(f"written to {out}")
+if not same:
+    sys.exit("buildcost and DuckDB disagree on the week-by-team costs")
+PY

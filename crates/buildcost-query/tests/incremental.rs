@@ -1,0 +1,227 @@
+//! The incremental refresh gives the figures of the full computation, at every instant, after
+//! late events in a closed day, before the window and after a settings change, and does only
+//! the work it should (days classified, history rescanned).
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use buildcost_generate::{GenStats, Generator, GeneratorConfig};
+use buildcost_ingest::{ingest_ndjson, Ingestor, MemoryDeadLetters};
+use buildcost_model::{Classifier, Decoder, Pseudonymiser, WasteClass};
+use buildcost_query::{
+    BuildcostContext, Incremental, QuerySettings, Snapshot, TeamFigures, WindowFigures,
+};
+use buildcost_store::Store;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::json;
+
+fn end() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 2, 0, 0, 0).unwrap()
+}
+
+fn ingest(store: &Store, lines: &[String], name: &str) {
+    let decoder = Decoder::new(
+        65536,
+        Pseudonymiser::new(b"k").unwrap(),
+        Classifier::builtin().unwrap(),
+    );
+    let mut ingestor = Ingestor::new(decoder, store, store.load_index().unwrap(), name);
+    let mut dead = MemoryDeadLetters::default();
+    let text = lines.join("\n");
+    ingest_ndjson(
+        &mut text.as_bytes(),
+        name,
+        &mut ingestor,
+        &mut dead,
+        end(),
+        &mut |_| {},
+    )
+    .unwrap();
+    ingestor.finish(&mut dead).unwrap();
+}
+
+fn generated(days: u32, per_day: u32) -> Vec<String> {
+    let mut generator = Generator::new(GeneratorConfig {
+        seed: 11,
+        teams: 24,
+        days,
+        builds_per_day: per_day,
+        end: end(),
+        duplicate_ratio: 0.01,
+        ..GeneratorConfig::default()
+    });
+    let mut lines = Vec::new();
+    generator.for_each_line(&mut |l| lines.push(l.to_owned()), &mut GenStats::default());
+    lines
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+fn same_window(what: &str, a: &WindowFigures, b: &WindowFigures) {
+    assert_eq!(
+        a.builds_by_status, b.builds_by_status,
+        "{what}: builds by status"
+    );
+    assert_eq!(
+        a.builds_by_waste, b.builds_by_waste,
+        "{what}: builds by waste class"
+    );
+    assert!(
+        close(a.cost_eur, b.cost_eur),
+        "{what}: cost {} vs {}",
+        a.cost_eur,
+        b.cost_eur
+    );
+    for (x, y) in a.cost_by_waste.iter().zip(b.cost_by_waste) {
+        assert!(close(*x, y), "{what}: waste cost {x} vs {y}");
+    }
+}
+
+fn same_team(a: &TeamFigures, b: &TeamFigures) {
+    let what = format!("{}/{}", a.team, a.product);
+    assert_eq!(
+        (&a.team, &a.product, a.developers),
+        (&b.team, &b.product, b.developers)
+    );
+    assert_eq!(
+        a.windows.keys().collect::<Vec<_>>(),
+        b.windows.keys().collect::<Vec<_>>()
+    );
+    for (w, fa) in &a.windows {
+        same_window(&format!("{what} {w}"), fa, &b.windows[w]);
+    }
+    match (&a.baseline, &b.baseline) {
+        (None, None) => {}
+        (Some(x), Some(y)) => {
+            assert_eq!(
+                (&x.peer_group, &x.status),
+                (&y.peer_group, &y.status),
+                "{what}"
+            );
+            for (p, q) in [
+                (x.cost_per_developer_eur, y.cost_per_developer_eur),
+                (x.zscore, y.zscore),
+                (x.expected_eur, y.expected_eur),
+                (x.lower_eur, y.lower_eur),
+                (x.upper_eur, y.upper_eur),
+            ] {
+                assert!(close(p, q), "{what}: baseline {p} vs {q}");
+            }
+        }
+        _ => panic!("{what}: baseline on one side only"),
+    }
+}
+
+/// The incremental snapshot equals the full one (integers exactly, euros to 1e-9).
+async fn check(
+    inc: &mut Incremental,
+    store: &Store,
+    settings: &QuerySettings,
+    at: DateTime<Utc>,
+) -> Snapshot {
+    let fast = inc.snapshot(store, settings, at).await.unwrap();
+    let full = Snapshot::of_store(store, settings, at).await.unwrap();
+    assert_eq!(fast.at, full.at);
+    assert_eq!(fast.teams.len(), full.teams.len(), "team rows at {at}");
+    for (a, b) in fast.teams.iter().zip(&full.teams) {
+        same_team(a, b);
+    }
+    assert_eq!(fast.org.developers, full.org.developers);
+    for (w, fa) in &fast.org.windows {
+        same_window(&format!("org {w} at {at}"), fa, &full.org.windows[w]);
+    }
+    assert!(!fast.teams.is_empty());
+    fast
+}
+
+#[tokio::test]
+async fn the_incremental_refresh_equals_the_full_computation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    ingest(&store, &generated(45, 400), "history");
+    let settings = QuerySettings::default();
+    let mut inc = Incremental::new();
+
+    // The first refresh reads the history before the window and classifies the window.
+    let t0 = end() - Duration::days(10) + Duration::hours(5);
+    check(&mut inc, &store, &settings, t0).await;
+    let work = inc.last_work();
+    assert!(work.history_rescanned);
+    assert_eq!(work.days_classified, 28, "the 28 closed days of the window");
+
+    // Later the same day: nothing but the open day.
+    check(&mut inc, &store, &settings, t0 + Duration::hours(4)).await;
+    assert_eq!(inc.last_work().days_classified, 0);
+    assert!(!inc.last_work().history_rescanned);
+
+    // The next day: the day that closed, nothing else; the day that left the window joins
+    // the history without a rescan.
+    check(&mut inc, &store, &settings, t0 + Duration::days(1)).await;
+    assert_eq!(inc.last_work().days_classified, 1);
+    assert!(!inc.last_work().history_rescanned);
+
+    // A late success in a closed day of the window, earlier than a later day's first success
+    // of the same key: that later build becomes a duplicate, in both computations.
+    let at = end();
+    let before = check(&mut inc, &store, &settings, at).await;
+    let probe = BuildcostContext::open(&store, &settings, at).await.unwrap();
+    let rows = probe
+        .sql(&format!(
+            "SELECT repository, pipeline, commit, team, product, runner_class FROM builds \
+             WHERE status = 'success' AND waste_class = 'none' AND commit IS NOT NULL \
+             AND finished_at >= arrow_cast('{}', 'Timestamp(µs, \"UTC\")') ORDER BY event_id LIMIT 1",
+            (end() - Duration::days(2)).to_rfc3339()
+        ))
+        .await
+        .unwrap();
+    let col = |name: &str| {
+        use arrow::array::AsArray;
+        rows[0]
+            .column_by_name(name)
+            .unwrap()
+            .as_string::<i32>()
+            .value(0)
+            .to_owned()
+    };
+    let finished = end() - Duration::days(6) - Duration::hours(3);
+    let late = json!({
+        "schema_version": 1, "event_id": "late-success", "source": "jenkins", "build_id": "1",
+        "pipeline": col("pipeline"), "repository": col("repository"), "commit": col("commit"),
+        "team": col("team"), "product": col("product"), "runner_class": col("runner_class"),
+        "started_at": (finished - Duration::minutes(10)).to_rfc3339(),
+        "finished_at": finished.to_rfc3339(), "status": "success",
+    });
+    ingest(&store, &[late.to_string()], "late");
+    let after = check(&mut inc, &store, &settings, at).await;
+    assert!(!inc.last_work().history_rescanned);
+    assert_eq!(
+        inc.last_work().days_classified,
+        7,
+        "the late day (10-26) and the 6 closed days after it, whose earlier keys changed"
+    );
+    let dup = |s: &Snapshot| s.org.windows["28d"].waste_builds(WasteClass::Duplicate);
+    assert_eq!(
+        dup(&after),
+        dup(&before) + 1,
+        "the later success is now a duplicate"
+    );
+
+    // A very late event before the window: the history is read again.
+    let old = end() - Duration::days(40);
+    let ancient = json!({
+        "schema_version": 1, "event_id": "ancient", "source": "jenkins", "build_id": "2",
+        "pipeline": "p", "repository": "r", "commit": "c", "team": col("team"),
+        "runner_class": "small", "started_at": (old - Duration::minutes(5)).to_rfc3339(),
+        "finished_at": old.to_rfc3339(), "status": "success",
+    });
+    ingest(&store, &[ancient.to_string()], "ancient");
+    check(&mut inc, &store, &settings, at).await;
+    assert!(inc.last_work().history_rescanned);
+
+    // Other settings: everything again.
+    let mut other = settings.clone();
+    other.baseline.k_sigma = 1.5;
+    check(&mut inc, &store, &other, at).await;
+    assert!(inc.last_work().history_rescanned);
+    assert_eq!(inc.last_work().days_classified, 28);
+}
