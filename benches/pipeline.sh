@@ -4,9 +4,10 @@
 #       consumer on the same rdkafka that only counts bytes (the floor), then `buildcost ingest`
 #       consuming the same topic to durable Parquet;
 #   (b) backfill YEAR_DAYS × YEAR_PER_DAY events (a year at 60,000 a day: 22 million) from NDJSON;
-#   (c) time the metrics refresh over that store (`buildcost metrics --at`) and a week-by-team
-#       cost query, and DuckDB running equivalent SQL over the same Parquet files (the results
-#       are compared too);
+#   (c) time the service's metrics refresh (`buildcost serve`: the first and the warm ones, as
+#       its buildcost_refresh_duration_seconds says) over that year and over 30 days, a /metrics
+#       scrape, and a week-by-team cost query against DuckDB running equivalent SQL over the
+#       same Parquet files (the results are compared too);
 #   (d) record the peak RSS of each (GNU time).
 # It prints each figure and the ratios and writes them to $OUT (JSON).
 #
@@ -76,6 +77,7 @@ config() {
   {
     printf '[store]\npath = "%s"\nretention_days = 4000\n\n' "$store"
     printf '[kafka]\nbrokers = "%s"\ntopic = "bench"\ndead_letter_topic = "bench.dlq"\ngroup_id = "buildcost-bench"\n\n' "$BROKER"
+    printf '[http]\nlisten = "127.0.0.1:0"\n\n[refresh]\ninterval = "1s"\n\n'
     sed -n '/^\[pricing\]/,$p' crates/buildcost-cli/assets/demo.toml
   } >"$path"
 }
@@ -139,9 +141,61 @@ say "(b) buildcost ingest --input (backfill)"
 rm -f "$WORK/year.ndjson"
 STORE_BYTES=$(du -sb "$WORK/store-year" | cut -f1)
 
-say "(c) metrics refresh over the year (buildcost metrics --at)"
-/usr/bin/time -v -o "$WORK/refresh.time" "$BIN/buildcost" --config "$WORK/year.toml" metrics \
-  --at "$END" >"$WORK/metrics.prom" 2>"$WORK/refresh.log"
+# The service's refresh, as `buildcost serve` reports it: the first one (which reads the keys of
+# the history and classifies the window's closed days) and the warm ones after it.
+serve_refresh() {
+  local config=$1 name=$2 port
+  port=$(free_port)
+  /usr/bin/time -v -o "$WORK/$name.time" "$BIN/buildcost" --config "$config" serve \
+    --listen "127.0.0.1:$port" --at "$END" >/dev/null 2>"$WORK/$name.log" &
+  local timed=$!
+  PIDS+=($timed)
+  python3 - "127.0.0.1:$port" "$WORK/$name.json" <<'PY'
+import json, statistics, sys, time, urllib.request
+addr, out = sys.argv[1], sys.argv[2]
+def metrics():
+    started = time.perf_counter()
+    text = urllib.request.urlopen(f"http://{addr}/metrics", timeout=30).read().decode()
+    took = time.perf_counter() - started
+    values = {}
+    for line in text.splitlines():
+        if line.startswith(("buildcost_refreshes_total ", "buildcost_refresh_duration_seconds ")):
+            name, value = line.split()
+            values[name] = float(value)
+    return values, took, len(text)
+deadline, seen, durations, scrapes = time.time() + 3600, 0, [], []
+while time.time() < deadline and len(durations) < 8:
+    try:
+        values, took, size = metrics()
+    except OSError:
+        time.sleep(0.2)
+        continue
+    scrapes.append(took)
+    n = int(values.get("buildcost_refreshes_total", 0))
+    if n > seen:
+        seen = n
+        durations.append(values["buildcost_refresh_duration_seconds"])
+    time.sleep(0.05)
+if len(durations) < 3:
+    sys.exit("serve did not refresh three times")
+json.dump({"first_refresh_s": durations[0], "warm_refresh_s": statistics.median(durations[2:]),
+           "warm_refreshes": durations[2:], "metrics_bytes": size,
+           "scrape_ms_median": 1000 * statistics.median(scrapes[-20:])}, open(out, "w"))
+PY
+  kill -TERM "$(pgrep -P "$timed")"
+  wait "$timed" || true
+}
+
+say "(c) a 30-day store, for the refresh's flatness"
+"$BIN/buildcost" generate --days 30 --builds-per-day "$YEAR_PER_DAY" --teams "$TEAMS" --end "$END" \
+  --out "$WORK/month.ndjson" 2>/dev/null
+config "$WORK/store-month" "$WORK/month.toml"
+"$BIN/buildcost" --config "$WORK/month.toml" ingest --input "$WORK/month.ndjson" --no-progress >/dev/null 2>&1
+rm -f "$WORK/month.ndjson"
+
+say "(c) the service's refresh over 30 days and over the year (buildcost serve)"
+serve_refresh "$WORK/month.toml" serve-month
+serve_refresh "$WORK/year.toml" serve-year
 
 say "(c) week-by-team cost: buildcost query and DuckDB"
 /usr/bin/time -v -o "$WORK/query.time" "$BIN/buildcost" --config "$WORK/year.toml" query \
@@ -169,7 +223,9 @@ def rows(path):
 ours, theirs = rows(f"{work}/week-by-team.buildcost.csv"), rows(f"{work}/week-by-team.duckdb.csv")
 same = ours.keys() == theirs.keys() and all(abs(ours[k] - theirs[k]) <= 1e-6 * max(1, abs(theirs[k])) for k in ours)
 bare_s, bare_rss = t("bare"); kafka_s_total, kafka_rss = t("ingest-kafka")
-backfill_s, backfill_rss = t("backfill"); refresh_s, refresh_rss = t("refresh")
+backfill_s, backfill_rss = t("backfill")
+_, serve_year_rss = t("serve-year"); _, serve_month_rss = t("serve-month")
+year = json.load(open(f"{work}/serve-year.json")); month = json.load(open(f"{work}/serve-month.json"))
 query_s, query_rss = t("query"); duck_s, duck_rss = t("duckdb")
 duck_inner = json.load(open(f"{work}/duckdb.json"))["seconds"]
 backfill = json.loads(open(f"{work}/backfill.json").read().strip().splitlines()[-1])
@@ -185,7 +241,11 @@ r = {
                  "ingest_s": backfill_s, "events_per_s": $YEAR_N / backfill_s, "peak_rss_mb": backfill_rss,
                  "accepted": backfill.get("accepted"), "store_bytes": $STORE_BYTES,
                  "bytes_per_build": $STORE_BYTES / max(1, backfill.get("accepted", 1))},
-  "c_queries": {"refresh_s": refresh_s, "refresh_peak_rss_mb": refresh_rss,
+  "c_queries": {"refresh_first_year_s": year["first_refresh_s"], "refresh_warm_year_s": year["warm_refresh_s"],
+                "refresh_warm_30d_s": month["warm_refresh_s"],
+                "ratio_refresh_year_to_30d": year["warm_refresh_s"] / month["warm_refresh_s"],
+                "serve_year_peak_rss_mb": serve_year_rss, "serve_30d_peak_rss_mb": serve_month_rss,
+                "metrics_scrape_ms_median": year["scrape_ms_median"], "metrics_bytes": year["metrics_bytes"],
                 "week_by_team_buildcost_s": query_s, "week_by_team_buildcost_peak_rss_mb": query_rss,
                 "week_by_team_duckdb_process_s": duck_s, "week_by_team_duckdb_query_s": duck_inner,
                 "week_by_team_duckdb_peak_rss_mb": duck_rss,

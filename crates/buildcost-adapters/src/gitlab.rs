@@ -97,6 +97,19 @@ pub(crate) fn failure(
     }
 }
 
+/// Sets what a failed job's reason and stage say (see [`failure`]) on `draft`, and keeps the
+/// reason in the label `gitlab.failure_reason`.
+fn failed(draft: &mut Draft, job: &Value, reason: &str, stage: &str, name: Option<&str>) {
+    let reason = text(job, reason);
+    let (status, category, stage) = failure(reason.as_deref(), text(job, stage).as_deref(), name);
+    draft.status = status;
+    draft.failure_category = category;
+    draft.failure_stage = stage;
+    if let Some(reason) = reason {
+        draft.labels.insert("gitlab.failure_reason".into(), reason);
+    }
+}
+
 fn namespace_of(repository: &str) -> Option<String> {
     repository.rsplit_once('/').map(|(ns, _)| ns.to_owned())
 }
@@ -117,7 +130,7 @@ fn job(n: &Normaliser, v: &Value) -> Result<Normalised, Rejected> {
         ));
     }
     let raw_status = required(v, "/build_status")?;
-    let Some(mut status) = status(&raw_status) else {
+    let Some(status) = status(&raw_status) else {
         return Ok(Normalised::Ignored(format!(
             "build_status `{raw_status}`: not a finished job"
         )));
@@ -159,21 +172,17 @@ fn job(n: &Normaliser, v: &Value) -> Result<Normalised, Rejected> {
         repository,
         ..Draft::default()
     };
-    if status == "failure" {
-        let reason = text(v, "/build_failure_reason");
-        let (s, category, stage) = failure(
-            reason.as_deref(),
-            text(v, "/build_stage").as_deref(),
-            Some(draft.pipeline.as_str()),
-        );
-        status = s;
-        draft.failure_category = category;
-        draft.failure_stage = stage;
-        if let Some(reason) = reason {
-            draft.labels.insert("gitlab.failure_reason".into(), reason);
-        }
-    }
     draft.status = status;
+    if status == "failure" {
+        let name = draft.pipeline.clone();
+        failed(
+            &mut draft,
+            v,
+            "/build_failure_reason",
+            "/build_stage",
+            Some(&name),
+        );
+    }
     Ok(draft.finish(n))
 }
 
@@ -197,7 +206,7 @@ fn pipeline(n: &Normaliser, v: &Value) -> Result<Normalised, Rejected> {
         ));
     }
     let raw_status = required(v, "/object_attributes/status")?;
-    let Some(mut status) = status(&raw_status) else {
+    let Some(status) = status(&raw_status) else {
         return Ok(Normalised::Ignored(format!(
             "pipeline status `{raw_status}`: not a finished pipeline"
         )));
@@ -241,25 +250,19 @@ fn pipeline(n: &Normaliser, v: &Value) -> Result<Normalised, Rejected> {
         repository,
         ..Draft::default()
     };
-    if status == "failure" {
-        let failed = jobs
-            .iter()
-            .find(|j| j.get("status").and_then(Value::as_str) == Some("failed"));
-        if let Some(job) = failed {
-            let reason = text(job, "/failure_reason");
-            let (s, category, stage) = failure(
-                reason.as_deref(),
-                text(job, "/stage").as_deref(),
-                text(job, "/name").as_deref(),
-            );
-            status = s;
-            draft.failure_category = category;
-            draft.failure_stage = stage;
-            if let Some(reason) = reason {
-                draft.labels.insert("gitlab.failure_reason".into(), reason);
-            }
-        }
-    }
     draft.status = status;
+    let first_failed = jobs
+        .iter()
+        .find(|j| j.get("status").and_then(Value::as_str) == Some("failed"));
+    if let (Some(job), "failure") = (first_failed, status) {
+        let name = text(job, "/name");
+        failed(
+            &mut draft,
+            job,
+            "/failure_reason",
+            "/stage",
+            name.as_deref(),
+        );
+    }
     Ok(draft.finish(n))
 }

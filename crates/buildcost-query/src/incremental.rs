@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use arrow::array::{Array, RecordBatch, StringArray};
 use arrow::datatypes::Schema;
 use buildcost_store::Store;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -30,7 +30,7 @@ use datafusion::datasource::MemTable;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::context::BuildcostContext;
-use crate::snapshot::{Snapshot, SNAPSHOT_COLUMNS};
+use crate::snapshot::{strings, Snapshot, SNAPSHOT_COLUMNS};
 use crate::{Error, QuerySettings, Result};
 
 /// The columns read from a day's `builds`: the snapshot's and the success key.
@@ -260,13 +260,6 @@ async fn snapshot_schema(settings: &QuerySettings, at: DateTime<Utc>) -> Result<
         ))
         .await?;
     Ok(Arc::new(frame.schema().as_arrow().clone()))
-}
-
-fn strings<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_string_opt::<i32>())
-        .ok_or_else(|| Error::Shape(format!("`{name}` is not a string column")))
 }
 
 /// The 64-bit hash of a success key (repository, pipeline, commit).

@@ -325,7 +325,11 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a dyn Array> {
         .ok_or_else(|| Error::Shape(format!("no column `{name}`")))
 }
 
-fn strings<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a arrow::array::StringArray> {
+/// A string column of `batch`, by name.
+pub(crate) fn strings<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+) -> Result<&'a arrow::array::StringArray> {
     column(batch, name)?
         .as_string_opt::<i32>()
         .ok_or_else(|| Error::Shape(format!("`{name}` is not a string column")))
