@@ -387,6 +387,7 @@ mod tests {
             lag: [(0, 5), (3, 0)].into_iter().collect(),
             brokers_up: 1,
             reported: true,
+            ..ConsumerStatus::default()
         };
         assert_eq!(
             state.readiness(),

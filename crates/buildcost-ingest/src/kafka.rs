@@ -74,6 +74,9 @@ pub struct ConsumerStatus {
     pub brokers_up: usize,
     /// Whether statistics have arrived at least once.
     pub reported: bool,
+    /// The last committed offset the statistics reported per assigned partition: a seek makes
+    /// librdkafka forget it until the next commit, and the lag stays known meanwhile.
+    pub last_committed: BTreeMap<i32, i64>,
 }
 
 /// Partitions revoked by a rebalance, for the loop to drop their in-flight work; and offsets that
@@ -118,12 +121,19 @@ impl ClientContext for IngestContext {
                 if !status.assigned.contains(&p.partition) {
                     continue;
                 }
+                if p.committed_offset >= 0 {
+                    status
+                        .last_committed
+                        .insert(p.partition, p.committed_offset);
+                }
+                let committed = status.last_committed.get(&p.partition).copied();
                 if p.consumer_lag >= 0 {
                     lag.insert(p.partition, p.consumer_lag);
-                } else if p.committed_offset >= 0 && p.hi_offset >= 0 {
+                } else if let (Some(committed), true) = (committed, p.hi_offset >= 0) {
                     // Committed past the watermark the broker reported (some brokers report
-                    // it late, or per batch): nothing known to be waiting.
-                    lag.insert(p.partition, (p.hi_offset - p.committed_offset).max(0));
+                    // it late, or per batch), or a seek made librdkafka forget its committed
+                    // offset (a re-read): the last one known stands.
+                    lag.insert(p.partition, (p.hi_offset - committed).max(0));
                 }
             }
         }
@@ -158,6 +168,7 @@ impl ConsumerContext for IngestContext {
             Rebalance::Revoke(_) => {
                 status.assigned.clear();
                 status.lag.clear();
+                status.last_committed.clear();
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }
