@@ -180,14 +180,6 @@ fn rest(n: &Normaliser, v: &Value) -> Result<Normalised, Rejected> {
         return Ok(Normalised::Ignored(format!("result `{result}`: not built")));
     };
     let url = required(v, "/url")?;
-    let (host, job) = job_of(&url).ok_or_else(|| {
-        Rejected::new(
-            RejectReason::InvalidField,
-            "url: no `/job/<name>` in the build URL",
-        )
-    })?;
-    let number = required(v, "/number")?;
-    let (started_at, finished_at) = start_and_end(v, "/timestamp", "/duration")?;
     let empty = Vec::new();
     let actions = v.get("actions").and_then(Value::as_array).unwrap_or(&empty);
     let action = |class: &str| {
@@ -212,17 +204,11 @@ fn rest(n: &Normaliser, v: &Value) -> Result<Normalised, Rejected> {
         })
         .unwrap_or_default();
     let queued_ms = action("TimeInQueueAction").and_then(|a| unsigned(a, "/queuingDurationMillis"));
-    let repository = build_data
-        .and_then(|d| text(d, "/remoteUrls/0"))
-        .and_then(|u| repository_of(&u))
-        .unwrap_or_else(|| job.clone());
+    let clone_url = build_data.and_then(|d| text(d, "/remoteUrls/0"));
+    let build = identity(v, &url, "url", "/number", clone_url, &params)?;
+    let (started_at, finished_at) = start_and_end(v, "/timestamp", "/duration")?;
     let node = text(v, "/builtOn").unwrap_or_else(|| "built-in".into());
     let draft = Draft {
-        event_id: event_id(&["jenkins", &format!("{host}/{job}"), &number]),
-        source: "jenkins",
-        build_id: number,
-        namespace: job.rsplit_once('/').map(|(folder, _)| folder.to_owned()),
-        pipeline: job,
         runners: vec![node],
         branch: build_data
             .and_then(|d| text(d, "/lastBuiltRevision/branch/0/name"))
@@ -232,9 +218,6 @@ fn rest(n: &Normaliser, v: &Value) -> Result<Normalised, Rejected> {
             .first()
             .and_then(|c| text(c, "/_class"))
             .map(|c| trigger(&c)),
-        team: parameter(params.iter().copied(), "team"),
-        product: parameter(params.iter().copied(), "product"),
-        runner_class: parameter(params.iter().copied(), "runner_class"),
         author: causes.iter().find_map(|c| text(c, "/userId")),
         queued_at: queued_ms
             .and_then(|ms| Some(started_at - Duration::milliseconds(i64::try_from(ms).ok()?))),
@@ -242,8 +225,7 @@ fn rest(n: &Normaliser, v: &Value) -> Result<Normalised, Rejected> {
         finished_at,
         status,
         failure_category: category,
-        repository,
-        ..Draft::default()
+        ..build
     };
     Ok(draft.finish(n))
 }
@@ -260,42 +242,67 @@ fn notification(n: &Normaliser, v: &Value) -> Result<Normalised, Rejected> {
         return Ok(Normalised::Ignored(format!("status `{result}`: not built")));
     };
     let url = text(v, "/build/full_url").map_or_else(|| required(v, "/build/url"), Ok)?;
-    let (host, job) = job_of(&url).ok_or_else(|| {
-        Rejected::new(
-            RejectReason::InvalidField,
-            "build.full_url: no `/job/<name>` in the build URL",
-        )
-    })?;
-    let number = required(v, "/build/number")?;
-    let (started_at, finished_at) = start_and_end(v, "/build/timestamp", "/build/duration")?;
     let params: Vec<(&str, &Value)> = v
         .pointer("/build/parameters")
         .and_then(Value::as_object)
         .map(|m| m.iter().map(|(k, v)| (k.as_str(), v)).collect())
         .unwrap_or_default();
+    let clone_url = text(v, "/build/scm/url");
+    let build = identity(
+        v,
+        &url,
+        "build.full_url",
+        "/build/number",
+        clone_url,
+        &params,
+    )?;
+    let (started_at, finished_at) = start_and_end(v, "/build/timestamp", "/build/duration")?;
     let log = text(v, "/build/log").filter(|_| status == "failure");
     let draft = Draft {
-        event_id: event_id(&["jenkins", &format!("{host}/{job}"), &number]),
-        source: "jenkins",
-        build_id: number,
-        namespace: job.rsplit_once('/').map(|(folder, _)| folder.to_owned()),
-        repository: text(v, "/build/scm/url")
-            .and_then(|u| repository_of(&u))
-            .unwrap_or_else(|| job.clone()),
-        pipeline: job,
         branch: text(v, "/build/scm/branch").map(|b| branch_name(&b)),
         commit: text(v, "/build/scm/commit"),
-        team: parameter(params.iter().copied(), "team"),
-        product: parameter(params.iter().copied(), "product"),
-        runner_class: parameter(params.iter().copied(), "runner_class"),
         started_at,
         finished_at,
         status,
         failure_category: category,
         log_excerpt: log.map(|l| tail(&l)),
-        ..Draft::default()
+        ..build
     };
     Ok(draft.finish(n))
+}
+
+/// What both payload shapes say the same way: the build's identity from its URL (`url_field`
+/// names it in a rejection) and its number at `number`; its repository, the path of
+/// `clone_url`, else the job's full name; team, product and runner class from `params`.
+fn identity(
+    v: &Value,
+    url: &str,
+    url_field: &str,
+    number: &str,
+    clone_url: Option<String>,
+    params: &[(&str, &Value)],
+) -> Result<Draft, Rejected> {
+    let (host, job) = job_of(url).ok_or_else(|| {
+        Rejected::new(
+            RejectReason::InvalidField,
+            format!("{url_field}: no `/job/<name>` in the build URL"),
+        )
+    })?;
+    let number = required(v, number)?;
+    Ok(Draft {
+        event_id: event_id(&["jenkins", &format!("{host}/{job}"), &number]),
+        source: "jenkins",
+        build_id: number,
+        namespace: job.rsplit_once('/').map(|(folder, _)| folder.to_owned()),
+        repository: clone_url
+            .and_then(|u| repository_of(&u))
+            .unwrap_or_else(|| job.clone()),
+        pipeline: job,
+        team: parameter(params.iter().copied(), "team"),
+        product: parameter(params.iter().copied(), "product"),
+        runner_class: parameter(params.iter().copied(), "runner_class"),
+        ..Draft::default()
+    })
 }
 
 /// The last 8 KiB of a log (where the error is), cut on a character.

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use arrow::array::{Array, RecordBatch, StringArray};
 use arrow::datatypes::Schema;
 use buildcost_store::Store;
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::datasource::MemTable;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -33,9 +33,8 @@ use crate::context::BuildcostContext;
 use crate::snapshot::{strings, Snapshot, SNAPSHOT_COLUMNS};
 use crate::{Error, QuerySettings, Result};
 
-/// The columns read from a day's `builds`: the snapshot's and the success key.
-const DAY_COLUMNS: &str =
-    "team, product, author_key, finished_at, status, waste_class, cost_eur, repository, pipeline, commit";
+/// The columns of a success key, read from a day's `builds` besides the snapshot's.
+const KEY_COLUMNS: &[&str] = &["repository", "pipeline", "commit"];
 
 /// One classified day.
 #[derive(Debug)]
@@ -100,8 +99,8 @@ impl Incremental {
                 ..Incremental::default()
             };
         }
-        let lookback = i64::from(settings.baseline.window_days).max(28);
-        let first = (at - Duration::days(lookback)).date_naive();
+        let first = (at - settings.history()).date_naive();
+        let schema = snapshot_schema(settings, at).await?;
         let open = at.date_naive();
 
         let mut by_day: BTreeMap<NaiveDate, Vec<PathBuf>> = BTreeMap::new();
@@ -148,7 +147,9 @@ impl Incremental {
             let cached = self.days.get(&day).is_some_and(|d| d.fingerprint == print);
             if earlier_changed || !cached {
                 let files = by_day.get(&day).cloned().unwrap_or_default();
-                let classified = self.classify(&files, settings, at, day, print).await?;
+                let classified = self
+                    .classify(&files, settings, &schema, at, day, print)
+                    .await?;
                 work.days_classified += 1;
                 let keys_changed = self
                     .days
@@ -162,9 +163,10 @@ impl Incremental {
 
         // The open day, every time.
         let files = by_day.get(&open).cloned().unwrap_or_default();
-        let today = self.classify(&files, settings, at, open, 0).await?;
+        let today = self
+            .classify(&files, settings, &schema, at, open, 0)
+            .await?;
 
-        let schema = snapshot_schema(settings, at).await?;
         let mut batches: Vec<RecordBatch> = self
             .days
             .values()
@@ -178,11 +180,12 @@ impl Incremental {
     }
 
     /// Classifies one day: the `builds` view over its files, then `duplicate` for a first
-    /// success of the day whose key an earlier day has.
+    /// success of the day whose key an earlier day has. The rows kept have `schema`.
     async fn classify(
         &self,
         files: &[PathBuf],
         settings: &QuerySettings,
+        schema: &Arc<Schema>,
         at: DateTime<Utc>,
         day: NaiveDate,
         fingerprint: u64,
@@ -194,10 +197,13 @@ impl Incremental {
                 keys: Vec::new(),
             });
         }
-        let schema = snapshot_schema(settings, at).await?;
         let ctx = BuildcostContext::over_files(files, settings, at).await?;
+        let columns = SNAPSHOT_COLUMNS.iter().chain(KEY_COLUMNS).copied();
         let batches = ctx
-            .sql(&format!("SELECT {DAY_COLUMNS} FROM builds"))
+            .sql(&format!(
+                "SELECT {} FROM builds",
+                columns.collect::<Vec<_>>().join(", ")
+            ))
             .await?;
         let earlier: Vec<&[u64]> = std::iter::once(self.older.as_slice())
             .chain(self.days.range(..day).map(|(_, d)| d.keys.as_slice()))
@@ -207,11 +213,7 @@ impl Incremental {
         let mut rows = Vec::with_capacity(batches.len());
         for b in &batches {
             let (status, waste) = (strings(b, "status")?, strings(b, "waste_class")?);
-            let (repo, pipeline, commit) = (
-                strings(b, "repository")?,
-                strings(b, "pipeline")?,
-                strings(b, "commit")?,
-            );
+            let (repo, pipeline, commit) = key_columns(b)?;
             let mut classes = Vec::with_capacity(b.num_rows());
             for i in 0..b.num_rows() {
                 let mut class = waste.value(i);
@@ -224,12 +226,13 @@ impl Incremental {
                 }
                 classes.push(class);
             }
+            let classes: Arc<dyn Array> = Arc::new(StringArray::from(classes));
             let columns = schema
                 .fields()
                 .iter()
                 .map(|f| {
                     if f.name() == "waste_class" {
-                        Ok(Arc::new(StringArray::from(classes.clone())) as Arc<dyn Array>)
+                        Ok(classes.clone())
                     } else {
                         b.column_by_name(f.name())
                             .cloned()
@@ -260,6 +263,15 @@ async fn snapshot_schema(settings: &QuerySettings, at: DateTime<Utc>) -> Result<
         ))
         .await?;
     Ok(Arc::new(frame.schema().as_arrow().clone()))
+}
+
+/// The [`KEY_COLUMNS`] of a batch.
+fn key_columns(b: &RecordBatch) -> Result<(&StringArray, &StringArray, &StringArray)> {
+    Ok((
+        strings(b, KEY_COLUMNS[0])?,
+        strings(b, KEY_COLUMNS[1])?,
+        strings(b, KEY_COLUMNS[2])?,
+    ))
 }
 
 /// The 64-bit hash of a success key (repository, pipeline, commit).
@@ -301,18 +313,14 @@ async fn success_keys(
     }
     let ctx = BuildcostContext::over_files(files, settings, at).await?;
     let batches = ctx
-        .sql(
-            "SELECT DISTINCT repository, pipeline, commit FROM raw_builds \
-             WHERE status = 'success' AND commit IS NOT NULL",
-        )
+        .sql(&format!(
+            "SELECT DISTINCT {} FROM raw_builds WHERE status = 'success' AND commit IS NOT NULL",
+            KEY_COLUMNS.join(", ")
+        ))
         .await?;
     let mut keys = Vec::new();
     for b in &batches {
-        let (repo, pipeline, commit) = (
-            strings(b, "repository")?,
-            strings(b, "pipeline")?,
-            strings(b, "commit")?,
-        );
+        let (repo, pipeline, commit) = key_columns(b)?;
         for i in 0..b.num_rows() {
             keys.push(key_hash(repo.value(i), pipeline.value(i), commit.value(i)));
         }

@@ -107,6 +107,12 @@ pub struct QuerySettings {
 }
 
 impl QuerySettings {
+    /// How far back a snapshot at an instant reads builds: the 28-day window, or the baseline
+    /// window when it is longer.
+    pub fn history(&self) -> chrono::Duration {
+        chrono::Duration::days(i64::from(self.baseline.window_days).max(28))
+    }
+
     /// Settings from a validated configuration, reading its teams file if it has one.
     ///
     /// # Errors

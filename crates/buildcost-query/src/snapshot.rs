@@ -209,10 +209,9 @@ impl Snapshot {
         settings: &crate::QuerySettings,
         at: DateTime<Utc>,
     ) -> Result<Snapshot> {
-        let days = i64::from(settings.baseline.window_days).max(28);
         let ctx = BuildcostContext::open(store, settings, at)
             .await?
-            .materialize(at - Duration::days(days), at, Some(SNAPSHOT_COLUMNS))
+            .materialize(at - settings.history(), at, Some(SNAPSHOT_COLUMNS))
             .await?;
         Snapshot::compute(&ctx).await
     }

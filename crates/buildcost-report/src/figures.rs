@@ -13,7 +13,7 @@ use buildcost_model::{Status, WasteClass};
 use buildcost_query::{
     Baseline, BuildcostContext, OrgFigures, Param, Snapshot, TeamFigures, WindowFigures,
 };
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::hints;
@@ -406,10 +406,9 @@ pub async fn compute(
 ) -> Result<WeeklyReport> {
     let window_days = base.settings().baseline.window_days;
     let first = week.minus(TREND_WEEKS - 1);
-    let history_days = i64::from(window_days).max(28);
     let data = base
         .materialize(
-            first.end() - Duration::days(history_days),
+            first.end() - base.settings().history(),
             week.end(),
             Some(COLUMNS),
         )

@@ -120,8 +120,9 @@ pub fn ingest_file(
     format: Option<Format>,
     show_progress: bool,
 ) -> Result<IngestSummary> {
-    let normaliser = format
-        .map(|_| Normaliser::new(config))
+    // Native payloads: the format with its normaliser.
+    let native = format
+        .map(|f| Normaliser::new(config).map(|n| (n, f)))
         .transpose()
         .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let store = Store::open(&config.store.path)?;
@@ -177,8 +178,8 @@ pub fn ingest_file(
     };
     let started = std::time::Instant::now();
     let mut progress = |bytes| bar.set_position(bytes);
-    match (format, &normaliser) {
-        (Some(format), Some(normaliser)) => ingest_native_ndjson(
+    match &native {
+        Some((normaliser, format)) => ingest_native_ndjson(
             &mut reader,
             &label,
             &mut ingestor,
@@ -186,9 +187,9 @@ pub fn ingest_file(
             Utc::now(),
             &mut progress,
             normaliser,
-            format,
+            *format,
         )?,
-        _ => ingest_ndjson(
+        None => ingest_ndjson(
             &mut reader,
             &label,
             &mut ingestor,
