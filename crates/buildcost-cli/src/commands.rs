@@ -13,6 +13,30 @@ pub mod webhook;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
+/// A temporary Parquet file older than this at start-up is left from a write that never
+/// finished (a crash); a younger one may belong to another process writing to the same store.
+const STRAY_TEMP_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Opens the configured store and quarantines what is damaged in it (zero-length, truncated
+/// or foreign Parquet files; old temporary files), each with an `error` log line.
+///
+/// # Errors
+/// The store folder cannot be created or listed, or a damaged file cannot be moved.
+pub fn open_store(config: &buildcost_model::config::Config) -> Result<buildcost_store::Store> {
+    let store = buildcost_store::Store::open(&config.store.path)?;
+    let moved = store
+        .quarantine_damaged(STRAY_TEMP_AFTER)
+        .with_context(|| format!("checking the store `{}`", config.store.path.display()))?;
+    if !moved.is_empty() {
+        tracing::warn!(
+            files = moved.len(),
+            folder = %store.root().join(buildcost_store::QUARANTINE_DIR).display(),
+            "moved damaged files out of the store at start-up; see the lines above for each"
+        );
+    }
+    Ok(store)
+}
+
 /// Parses an `--at`-style RFC 3339 instant.
 pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)

@@ -74,6 +74,8 @@ pub struct ServiceState {
     business: RwLock<Option<Arc<String>>>,
     refresh: Mutex<RefreshStatus>,
     ingest: Option<IngestHandles>,
+    /// The store this process reads or writes, for its quarantine count.
+    store: Option<buildcost_store::Store>,
 }
 
 impl ServiceState {
@@ -85,7 +87,14 @@ impl ServiceState {
             business: RwLock::new(None),
             refresh: Mutex::new(RefreshStatus::default()),
             ingest,
+            store: None,
         }
+    }
+
+    /// Reports the files `store` (or any clone of it) quarantines.
+    pub fn with_store(mut self, store: buildcost_store::Store) -> Self {
+        self.store = Some(store);
+        self
     }
 
     /// The role.
@@ -226,6 +235,15 @@ impl ServiceState {
             .set(status.snapshot_at.map_or(0.0, unix_seconds));
         }
 
+        if let Some(store) = &self.store {
+            counter(
+                &r,
+                STORE_QUARANTINED,
+                "Damaged store files moved into <store.path>/quarantine (never read as data).",
+                store.quarantined(),
+            )?;
+        }
+
         if let Some(ingest) = &self.ingest {
             let s = self.ingest_summary();
             counter(
@@ -277,6 +295,12 @@ impl ServiceState {
                 CONSUMER_ERRORS,
                 "Errors reported by the Kafka consumer (retried with backoff).",
                 s.consumer_errors,
+            )?;
+            counter(
+                &r,
+                STORE_WRITE_FAILURES,
+                "Batch writes the store refused (disk full, an I/O error); retried, nothing past them committed.",
+                s.store_write_failures,
             )?;
             counter(
                 &r,

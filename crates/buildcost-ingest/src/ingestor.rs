@@ -36,6 +36,9 @@ pub struct IngestSummary {
     pub consumer_errors: u64,
     /// Offset commits that failed (retried; the rows were durable already).
     pub commit_failures: u64,
+    /// Batch writes the store refused (disk full, an I/O error); each is retried, nothing
+    /// past it committed.
+    pub store_write_failures: u64,
     /// Native CI payloads that were not a finished build at the configured level (`--format`).
     pub ignored: u64,
 }
@@ -249,13 +252,20 @@ impl<'s> Ingestor<'s> {
     /// A write failed; the ids of the rows not written are forgotten, so a later run stores them.
     pub fn flush(&mut self, dead_letters: &mut dyn DeadLetterSink) -> Result<()> {
         dead_letters.flush()?;
-        let pending = std::mem::take(&mut self.pending);
+        let mut pending = std::mem::take(&mut self.pending);
         let (prefix, next) = (&self.file_prefix, &mut self.next_file);
         let written = pending.write(self.store, &mut self.index, |_| {
             let name = format!("{prefix}-{next:06}");
             *next += 1;
             name
-        })?;
+        });
+        let written = match written {
+            Ok(written) => written,
+            Err(e) => {
+                pending.discard(&mut self.index);
+                return Err(e);
+            }
+        };
         for (path, rows) in written {
             tracing::debug!(path = %path.display(), rows, "wrote partition file");
             self.summary.files_written += 1;

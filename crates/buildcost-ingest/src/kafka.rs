@@ -234,6 +234,9 @@ struct PartitionBatch {
     dead_letters: Vec<rdkafka::producer::DeliveryFuture>,
     /// Recorded in the store's rejection ledger with the batch.
     rejected: Vec<buildcost_store::Rejected>,
+    /// Set while the store refuses the batch's write: when to try again, and how many times
+    /// it failed. Nothing of the batch is committed meanwhile.
+    retry: Option<(Instant, u32)>,
     /// What the batch will add to the summary once it is durable; nothing if it is dropped
     /// (its partition revoked), since its messages will be read and counted again: the
     /// `_total` counters never count a message twice and never go down.
@@ -277,6 +280,11 @@ enum Resume {
     /// Verified: messages before `committed` are skipped (already stored).
     Settled { committed: i64 },
 }
+
+/// The first wait before writing a batch again after the store refused it; it doubles per
+/// failure up to [`STORE_RETRY_MAX`].
+const STORE_RETRY_MIN: Duration = Duration::from_millis(500);
+const STORE_RETRY_MAX: Duration = Duration::from_secs(15);
 
 /// How far before the committed offset a re-read starts at first: more than a producer batch.
 const REREAD_WINDOW: i64 = 10_000;
@@ -392,7 +400,7 @@ impl KafkaIngest {
             }
             tokio::select! {
                 _ = shutdown.changed() => {}
-                message = self.consumer.recv() => match message {
+                message = self.consumer.recv(), if !self.stalled() => match message {
                     Ok(m) => {
                         let (partition, offset) = (m.partition(), m.offset());
                         let payload = m.payload().unwrap_or_default().to_vec();
@@ -616,6 +624,7 @@ impl KafkaIngest {
                 started: Instant::now(),
                 dead_letters: Vec::new(),
                 rejected: Vec::new(),
+                retry: None,
                 counted: Counted::default(),
             });
         batch.last_offset = offset;
@@ -693,22 +702,35 @@ impl KafkaIngest {
         let due: Vec<i32> = self
             .batches
             .iter()
-            .filter(|(_, b)| {
-                all || b.messages >= self.settings.batch_messages
-                    || b.started.elapsed() >= self.settings.linger
+            .filter(|(_, b)| match b.retry {
+                Some((at, _)) => all || Instant::now() >= at,
+                None => {
+                    all || b.messages >= self.settings.batch_messages
+                        || b.started.elapsed() >= self.settings.linger
+                }
             })
             .map(|(p, _)| *p)
             .collect();
         for partition in due {
             if let Some(batch) = self.batches.remove(&partition) {
-                self.flush(partition, batch).await?;
+                self.flush(partition, batch, all).await?;
             }
         }
         Ok(())
     }
 
-    async fn flush(&mut self, partition: i32, batch: PartitionBatch) -> Result<()> {
-        for delivery in batch.dead_letters {
+    /// Whether a batch waits for the store: no more messages are taken meanwhile, so memory
+    /// stays bounded and librdkafka's own queue holds the rest.
+    fn stalled(&self) -> bool {
+        self.batches.values().any(|b| b.retry.is_some())
+    }
+
+    /// Makes one partition's batch durable, then commits past it. When the store refuses the
+    /// write (disk full, an I/O error) nothing is committed: the batch is kept and written again
+    /// after a backoff, and the failure is logged and counted; only at shutdown (`last`) is the
+    /// failure returned.
+    async fn flush(&mut self, partition: i32, mut batch: PartitionBatch, last: bool) -> Result<()> {
+        for delivery in std::mem::take(&mut batch.dead_letters) {
             match delivery.await {
                 Ok(Ok(_)) => self.count(|s| s.dead_lettered += 1),
                 Ok(Err((e, _))) => {
@@ -733,9 +755,42 @@ impl KafkaIngest {
         );
         let written = batch
             .rows
-            .write(&self.store, &mut self.index, |_| name.clone())?;
-        if !batch.rejected.is_empty() {
-            self.store.write_rejections(&name, &batch.rejected)?;
+            .write(&self.store, &mut self.index, |_| name.clone())
+            .and_then(|written| {
+                if !batch.rejected.is_empty() {
+                    self.store.write_rejections(&name, &batch.rejected)?;
+                }
+                Ok(written)
+            });
+        let written = match written {
+            Ok(written) => written,
+            Err(e) if last => return Err(e),
+            Err(e) => {
+                let failures = batch.retry.map_or(1, |(_, n)| n + 1);
+                let backoff = STORE_RETRY_MIN
+                    .saturating_mul(1 << (failures - 1).min(5))
+                    .min(STORE_RETRY_MAX);
+                self.count(|s| s.store_write_failures += 1);
+                tracing::error!(
+                    partition,
+                    first_offset = batch.first_offset,
+                    last_offset = batch.last_offset,
+                    failures,
+                    retry_in_ms = backoff.as_millis() as u64,
+                    error = %e,
+                    "the store refused a write; nothing is committed, the batch is kept and written again"
+                );
+                batch.retry = Some((Instant::now() + backoff, failures));
+                self.batches.insert(partition, batch);
+                return Ok(());
+            }
+        };
+        if let Some((_, failures)) = batch.retry {
+            tracing::info!(
+                partition,
+                failures,
+                "the store took the batch after it failed"
+            );
         }
         let rows: usize = written.iter().map(|(_, r)| *r).sum();
         let c = &batch.counted;

@@ -353,19 +353,25 @@ async fn a_broker_that_goes_down_and_comes_back_loses_nothing() {
         running.status.lock().unwrap().brokers_up == 1
     })
     .await;
-    eprintln!(
-        "reconnected {:?} after the broker came back",
-        down.elapsed()
-    );
     produce(&bootstrap, second).await;
     wait_for(Duration::from_secs(150), "the second half", || {
         processed(&running.summary) >= messages.len() as u64
     })
     .await;
-    eprintln!("caught up {:?} after the broker came back", down.elapsed());
+    let caught_up = down.elapsed();
     let s = running.finish().await;
     assert_eq!((s.accepted, s.rejected()), (300, 6), "{s:?}");
     assert_stored_once(&store, 300);
+    let (lost, doubles) = losses_and_doubles(&store, 300);
+    record_figures(
+        "broker_down_and_up",
+        &serde_json::json!({
+            "lost": lost,
+            "stored_twice": doubles,
+            "seconds_to_catch_up_after_the_broker_is_back": caught_up.as_secs_f64(),
+            "consumer_errors": s.consumer_errors,
+        }),
+    );
     assert_eq!(
         committed(&bootstrap, "buildcost-test", 2),
         messages.len() as i64
@@ -402,6 +408,16 @@ async fn failed_commits_are_retried_and_nothing_is_stored_twice() {
     let s = running.finish().await;
     assert!(s.commit_failures >= 1, "{s:?}");
     assert_stored_once(&store, 200);
+    let (lost, doubles) = losses_and_doubles(&store, 200);
+    record_figures(
+        "offset_commit_errors",
+        &serde_json::json!({
+            "injected_errors": 4,
+            "failed_commits": s.commit_failures,
+            "lost": lost,
+            "stored_twice": doubles,
+        }),
+    );
 
     // A restart of the group reads nothing again: the commits are where the data is.
     let again = Running::start(settings(&bootstrap), &store);
@@ -420,9 +436,21 @@ async fn fetch_errors_are_retried_without_loss() {
     );
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
+    let started = Instant::now();
     let s = consume(settings(&bootstrap), &store, messages.len() as u64).await;
+    let took = started.elapsed();
     assert_eq!((s.accepted, s.rejected()), (200, 4), "{s:?}");
     assert_stored_once(&store, 200);
+    let (lost, doubles) = losses_and_doubles(&store, 200);
+    record_figures(
+        "fetch_errors",
+        &serde_json::json!({
+            "injected_errors": 6,
+            "lost": lost,
+            "stored_twice": doubles,
+            "seconds_to_consume_all": took.as_secs_f64(),
+        }),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,14 +479,155 @@ async fn two_ingesters_share_the_partitions_and_one_dying_loses_nothing() {
     // A dies without flushing or committing: its in-flight batches are lost, B re-reads them.
     a.task.abort();
     let _ = a.task.await;
+    let killed = Instant::now();
     wait_for(
         Duration::from_secs(90),
         "B to own every partition and catch up",
         || committed(&bootstrap, "buildcost-test", 4) == messages.len() as i64,
     )
     .await;
+    let recovery = killed.elapsed();
     let sb = b.finish().await;
     assert!(sb.accepted > 0, "{sb:?}");
     let resent: Vec<String> = (0..400).step_by(10).map(|i| format!("k-{i}")).collect();
     assert_stored_once_but(&store, 400, &resent);
+    let counts = store.event_id_counts().unwrap();
+    let doubles = counts
+        .iter()
+        .filter(|(id, n)| **n > 1 && !resent.contains(id))
+        .count();
+    record_figures(
+        "two_ingesters_one_killed",
+        &serde_json::json!({
+            "lost": 400 - counts.len() as i64,
+            "stored_twice": doubles,
+            "seconds_until_every_offset_committed_after_the_kill": recovery.as_secs_f64(),
+        }),
+    );
+}
+
+/// Writes one fault test's figures to `<target>/tmp/reliability/<test>.json`, the table
+/// `docs/reliability.md` reports (`cargo test` hides a passing test's output).
+fn record_figures(test: &str, figures: &serde_json::Value) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("reliability");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{test}.json")), figures.to_string()).unwrap();
+    eprintln!("figures {test}: {figures}");
+}
+
+/// Lost and twice-stored builds of a store that should hold `expected` distinct ones.
+fn losses_and_doubles(store: &Store, expected: usize) -> (i64, usize) {
+    let counts = store.event_id_counts().unwrap();
+    let doubles = counts.values().filter(|n| **n > 1).count();
+    (expected as i64 - counts.len() as i64, doubles)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_refuses_writes_gets_no_commit_and_the_batch_is_written_once_it_recovers() {
+    let (_cluster, bootstrap) = mock_cluster(2);
+    let messages = workload(200, 0);
+    produce(&bootstrap, &messages).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // A regular file where a day's folder belongs: every write of that day fails with an I/O
+    // error, as on a full or broken disk.
+    let blocked = store.partition_dir(chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap());
+    std::fs::write(&blocked, b"in the way").unwrap();
+
+    let running = Running::start(settings(&bootstrap), &store);
+    wait_for(Duration::from_secs(60), "two refused writes", || {
+        running.counts().store_write_failures >= 2
+    })
+    .await;
+    assert_eq!(
+        committed(&bootstrap, "buildcost-test", 2),
+        0,
+        "nothing is committed while the store refuses the batch"
+    );
+    assert!(
+        store.list_files().unwrap().is_empty(),
+        "a refused write leaves nothing visible"
+    );
+    std::fs::remove_file(&blocked).unwrap();
+    let healed = Instant::now();
+    wait_for(
+        Duration::from_secs(60),
+        "the commits after the store heals",
+        || committed(&bootstrap, "buildcost-test", 2) == messages.len() as i64,
+    )
+    .await;
+    let recovery = healed.elapsed();
+    let s = running.finish().await;
+    assert_eq!(s.accepted, 200, "{s:?}");
+    assert_stored_once(&store, 200);
+    let (lost, doubles) = losses_and_doubles(&store, 200);
+    record_figures(
+        "store_refuses_writes",
+        &serde_json::json!({
+            "refused_writes": s.store_write_failures,
+            "lost": lost,
+            "stored_twice": doubles,
+            "recovery_seconds": recovery.as_secs_f64(),
+        }),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_broker_delays_but_loses_nothing() {
+    let (cluster, bootstrap) = mock_cluster(2);
+    let messages = workload(200, 4);
+    produce(&bootstrap, &messages).await;
+    // 300 ms each way on every request: a congested or far-away broker.
+    cluster
+        .broker_round_trip_time(1, Duration::from_millis(300))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let started = Instant::now();
+    let s = consume(settings(&bootstrap), &store, messages.len() as u64).await;
+    let took = started.elapsed();
+    assert_eq!((s.accepted, s.rejected()), (200, 4), "{s:?}");
+    assert_stored_once(&store, 200);
+    assert_eq!(
+        committed(&bootstrap, "buildcost-test", 2),
+        messages.len() as i64
+    );
+    let (lost, doubles) = losses_and_doubles(&store, 200);
+    record_figures(
+        "slow_broker",
+        &serde_json::json!({
+            "rtt_ms": 300,
+            "lost": lost,
+            "stored_twice": doubles,
+            "seconds_to_consume_all": took.as_secs_f64(),
+        }),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_group_errors_delay_the_assignment_but_lose_nothing() {
+    let (cluster, bootstrap) = mock_cluster(2);
+    let messages = workload(200, 0);
+    produce(&bootstrap, &messages).await;
+    cluster.request_errors(
+        rdkafka::types::RDKafkaApiKey::JoinGroup,
+        &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS; 5],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let started = Instant::now();
+    let s = consume(settings(&bootstrap), &store, messages.len() as u64).await;
+    let took = started.elapsed();
+    assert_eq!(s.accepted, 200, "{s:?}");
+    assert_stored_once(&store, 200);
+    let (lost, doubles) = losses_and_doubles(&store, 200);
+    record_figures(
+        "join_group_errors",
+        &serde_json::json!({
+            "injected_errors": 5,
+            "lost": lost,
+            "stored_twice": doubles,
+            "seconds_to_consume_all": took.as_secs_f64(),
+        }),
+    );
 }

@@ -25,6 +25,16 @@ impl EventIndex {
         self.seen.insert(xxh3_128(event_id.as_bytes()))
     }
 
+    /// The hash an id is recorded under.
+    pub(crate) fn hash(event_id: &str) -> u128 {
+        xxh3_128(event_id.as_bytes())
+    }
+
+    /// Records ids by their [`EventIndex::hash`].
+    pub(crate) fn extend_hashes(&mut self, hashes: impl IntoIterator<Item = u128>) {
+        self.seen.extend(hashes);
+    }
+
     /// Whether an id is recorded.
     pub fn contains(&self, event_id: &str) -> bool {
         self.seen.contains(&xxh3_128(event_id.as_bytes()))

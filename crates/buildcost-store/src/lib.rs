@@ -25,11 +25,13 @@
 mod error;
 mod index;
 mod keyfile;
+mod quarantine;
 mod rejections;
 mod store;
 
 pub use error::{Error, Result};
 pub use index::EventIndex;
 pub use keyfile::load_or_create_key;
+pub use quarantine::{Quarantined, QUARANTINE_DIR};
 pub use rejections::{Rejected, REJECTIONS_DIR};
 pub use store::{DataFile, Store, DEAD_LETTER_DIR};

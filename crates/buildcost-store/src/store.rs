@@ -2,6 +2,8 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use arrow::array::{Array, StringArray};
 use arrow::record_batch::RecordBatch;
@@ -16,8 +18,8 @@ use crate::{Error, EventIndex, Result};
 /// Sub-folder of the store holding dead letters (never read as data).
 pub const DEAD_LETTER_DIR: &str = "dead-letter";
 const PARTITION_PREFIX: &str = "date=";
-const DATA_SUFFIX: &str = ".parquet";
-const TEMP_SUFFIX: &str = ".parquet.tmp";
+pub(crate) const DATA_SUFFIX: &str = ".parquet";
+pub(crate) const TEMP_SUFFIX: &str = ".parquet.tmp";
 
 /// One stored Parquet file.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -30,6 +32,8 @@ pub struct DataFile {
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// Files this process moved into the quarantine (shared by clones).
+    quarantined: Arc<AtomicU64>,
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
@@ -46,7 +50,19 @@ impl Store {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         std::fs::create_dir_all(&root).map_err(Error::io("create store folder", &root))?;
-        Ok(Store { root })
+        Ok(Store {
+            root,
+            quarantined: Arc::default(),
+        })
+    }
+
+    /// How many files this process (through any clone of this store) has quarantined.
+    pub fn quarantined(&self) -> u64 {
+        self.quarantined.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_quarantined(&self) {
+        self.quarantined.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The store's folder.
@@ -148,19 +164,30 @@ impl Store {
     /// given partitions another process owned, so a replay of what that process stored is
     /// recognised as duplicates.
     ///
+    /// A file whose `event_id` column cannot be read is quarantined (see
+    /// [`Store::quarantine`]): its ids are then unknown, so a replay of its events stores them
+    /// again rather than losing them.
+    ///
     /// # Errors
-    /// A file cannot be read; the error names it.
+    /// The store cannot be listed, or a damaged file cannot be moved.
     pub fn catch_up_index(&self, index: &mut EventIndex) -> Result<usize> {
         let mut read = 0;
+        let mut hashes = Vec::new();
         for file in self.list_files()? {
             if index.has_file(&file.path) {
                 continue;
             }
-            for_each_event_id(&file.path, |id| {
-                index.insert(id);
-            })?;
-            index.mark_file(file.path);
-            read += 1;
+            hashes.clear();
+            match for_each_event_id(&file.path, |id| hashes.push(EventIndex::hash(id))) {
+                Ok(()) => {
+                    index.extend_hashes(hashes.iter().copied());
+                    index.mark_file(file.path);
+                    read += 1;
+                }
+                Err(e) => {
+                    self.quarantine(&file.path, format!("its event ids cannot be read: {e}"))?;
+                }
+            }
         }
         Ok(read)
     }

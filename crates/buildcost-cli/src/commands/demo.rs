@@ -15,7 +15,6 @@ use buildcost_exporter::{Refresher, Role, ServiceState};
 use buildcost_generate::{GenStats, Generator, GeneratorConfig};
 use buildcost_model::config::Config;
 use buildcost_model::WasteClass;
-use buildcost_store::Store;
 use chrono::{DurationRound, TimeDelta, Utc};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
@@ -243,7 +242,7 @@ async fn announce(
             break;
         }
     }
-    let store = Store::open(&config.store.path)?;
+    let store = super::open_store(config)?;
     let snapshot = Refresher::new(config.clone(), store, None)
         .snapshot()
         .await?;

@@ -10,7 +10,7 @@ use buildcost_ingest::{
 };
 use buildcost_model::config::Config;
 use buildcost_model::{Classifier, Decoder, Pseudonymiser};
-use buildcost_store::{load_or_create_key, Store, DEAD_LETTER_DIR};
+use buildcost_store::{load_or_create_key, DEAD_LETTER_DIR};
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -125,7 +125,7 @@ pub fn ingest_file(
         .map(|f| Normaliser::new(config).map(|n| (n, f)))
         .transpose()
         .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
-    let store = Store::open(&config.store.path)?;
+    let store = super::open_store(config)?;
     let deleted = store.apply_retention(Utc::now().date_naive(), config.store.retention_days)?;
     if !deleted.is_empty() {
         tracing::info!(partitions = deleted.len(), "retention removed old days");

@@ -5,7 +5,6 @@ use std::path::Path;
 use anyhow::Result;
 use buildcost_model::config::Config;
 use buildcost_query::{QuerySettings, Snapshot};
-use buildcost_store::Store;
 use chrono::{DateTime, Utc};
 
 /// `metrics` options.
@@ -21,7 +20,7 @@ pub struct Args {
 /// # Errors
 /// The store, the teams file or a query failed.
 pub fn snapshot(config: &Config, at: DateTime<Utc>) -> Result<Snapshot> {
-    let store = Store::open(&config.store.path)?;
+    let store = super::open_store(config)?;
     let settings = QuerySettings::from_config(config)?;
     super::runtime()?.block_on(async { Ok(Snapshot::of_store(&store, &settings, at).await?) })
 }

@@ -4,7 +4,6 @@ use std::path::Path;
 
 use anyhow::Result;
 use buildcost_query::{render, BuildcostContext, OutputFormat, QuerySettings};
-use buildcost_store::Store;
 use chrono::{DateTime, Utc};
 
 /// Output format of `query`.
@@ -40,7 +39,7 @@ pub struct Args {
 /// The SQL does not run, or the store cannot be read.
 pub fn run(config_path: Option<&Path>, args: Args) -> Result<()> {
     let (config, _) = crate::config::load(config_path)?;
-    let store = Store::open(&config.store.path)?;
+    let store = super::open_store(&config)?;
     let settings = QuerySettings::from_config(&config)?;
     let at = args.at.unwrap_or_else(Utc::now);
     let format = match args.format {

@@ -6,7 +6,6 @@ use anyhow::{bail, Context, Result};
 use buildcost_model::config::Config;
 use buildcost_query::{BuildcostContext, QuerySettings};
 use buildcost_report::{Format, IsoWeek, Selection, WeeklyReport};
-use buildcost_store::Store;
 use chrono::Utc;
 
 /// `report` subcommands.
@@ -78,7 +77,7 @@ pub fn formats(args: &[FormatArg]) -> Vec<Format> {
 /// # Errors
 /// The store, the teams file or a query failed.
 pub async fn compute(config: &Config, week: IsoWeek) -> Result<(WeeklyReport, BuildcostContext)> {
-    let store = Store::open(&config.store.path)?;
+    let store = super::open_store(config)?;
     let settings = QuerySettings::from_config(config)?;
     let rejected = buildcost_report::rejections_in(&store, week)?;
     let ctx = BuildcostContext::open(&store, &settings, week.end()).await?;

@@ -10,7 +10,6 @@ use anyhow::{Context, Result};
 use buildcost_exporter::{IngestHandles, Refresher, Role, ServiceState};
 use buildcost_ingest::{IngestSummary, KafkaIngest, KafkaSettings};
 use buildcost_model::config::Config;
-use buildcost_store::Store;
 use chrono::{DateTime, Utc};
 use tokio::sync::{oneshot, watch};
 
@@ -77,7 +76,7 @@ pub async fn run_service(
     stop: watch::Receiver<bool>,
     started: Option<oneshot::Sender<Started>>,
 ) -> Result<IngestSummary> {
-    let store = Store::open(&config.store.path)?;
+    let store = super::open_store(config)?;
     let mut ingest = match &service.kafka {
         Some(settings) => {
             let decoder = super::ingest::decoder(config)?;
@@ -103,7 +102,7 @@ pub async fn run_service(
             summary: i.summary(),
             status: i.status(),
         });
-    let state = Arc::new(ServiceState::new(service.role, handles));
+    let state = Arc::new(ServiceState::new(service.role, handles).with_store(store.clone()));
 
     let listener = buildcost_exporter::bind(&service.listen).await?;
     let addr = listener

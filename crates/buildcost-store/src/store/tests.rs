@@ -108,16 +108,101 @@ fn retention_deletes_only_older_days() {
     assert_eq!(kept, vec![day(3), day(4)]);
 }
 
+/// Overwrites every byte between the leading magic and the footer: the footer still parses,
+/// the pages do not.
+fn damage_pages(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let len = bytes.len();
+    let footer = u32::from_le_bytes(bytes[len - 8..len - 4].try_into().unwrap()) as usize;
+    for b in &mut bytes[4..len - 8 - footer] {
+        *b = 0xA5;
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
 #[test]
-fn a_file_that_is_not_parquet_is_named_in_the_error() {
+fn damaged_files_and_old_temp_files_are_quarantined_and_never_read() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    std::fs::create_dir_all(store.partition_dir(day(2))).unwrap();
-    std::fs::write(
-        store.partition_dir(day(2)).join("broken.parquet"),
-        b"not parquet",
-    )
+    let good = store.write_batch(day(2), "good", &batch(&["e1"])).unwrap();
+    let truncated = store
+        .write_batch(day(2), "truncated", &batch(&["e2", "e3"]))
+        .unwrap();
+    let bytes = std::fs::read(&truncated).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let part = store.partition_dir(day(2));
+    std::fs::write(part.join("empty.parquet"), b"").unwrap();
+    std::fs::write(part.join("garbage.parquet"), b"PAR1 not really").unwrap();
+    std::fs::write(part.join(".stray.parquet.tmp"), b"half a file").unwrap();
+    // A file of another schema is not a build file.
+    let other = arrow::record_batch::RecordBatch::try_from_iter([(
+        "x",
+        std::sync::Arc::new(arrow::array::Int64Array::from(vec![1])) as arrow::array::ArrayRef,
+    )])
     .unwrap();
-    let e = store.load_index().unwrap_err().to_string();
-    assert!(e.contains("broken.parquet"), "{e}");
+    write_parquet(&part.join("other.parquet"), &other).unwrap();
+
+    // A young temporary file may belong to a running writer: it stays.
+    let moved = store
+        .quarantine_damaged(std::time::Duration::from_secs(3600))
+        .unwrap();
+    let mut names: Vec<_> = moved
+        .iter()
+        .map(|q| q.from.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "empty.parquet",
+            "garbage.parquet",
+            "other.parquet",
+            "truncated.parquet"
+        ]
+    );
+    assert!(moved
+        .iter()
+        .any(|q| q.reason.contains("zero-length") && q.to.exists()));
+    assert!(part.join(".stray.parquet.tmp").exists());
+    let moved = store.quarantine_damaged(std::time::Duration::ZERO).unwrap();
+    assert_eq!(moved.len(), 1);
+    assert!(moved[0].reason.contains("stray temporary file"));
+    assert_eq!(store.quarantined(), 5);
+
+    let files: Vec<_> = store
+        .list_files()
+        .unwrap()
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
+    assert_eq!(files, vec![good]);
+    assert_eq!(store.load_index().unwrap().len(), 1);
+    let quarantine = dir
+        .path()
+        .join(crate::QUARANTINE_DIR)
+        .join("date=2026-11-02");
+    assert_eq!(std::fs::read_dir(quarantine).unwrap().count(), 5);
+}
+
+#[test]
+fn a_file_with_a_sound_footer_and_damaged_pages_is_quarantined_by_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.write_batch(day(2), "good", &batch(&["e1"])).unwrap();
+    let ids: Vec<String> = (0..500).map(|i| format!("id-{i}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let damaged = store.write_batch(day(3), "damaged", &batch(&refs)).unwrap();
+    damage_pages(&damaged);
+    assert!(
+        store
+            .quarantine_damaged(std::time::Duration::ZERO)
+            .unwrap()
+            .is_empty(),
+        "the footer check alone does not see damaged pages"
+    );
+    let index = store.load_index().unwrap();
+    assert_eq!(index.len(), 1, "none of the damaged file's ids is known");
+    assert!(!damaged.exists());
+    assert_eq!(store.quarantined(), 1);
+    assert_eq!(store.list_files().unwrap().len(), 1);
 }
