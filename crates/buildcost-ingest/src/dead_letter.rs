@@ -1,9 +1,10 @@
 //! Dead letters: every rejected message, with its reason, a detail and where it came from.
 //!
 //! The payload is kept so an operator can fix and replay it, but stripped of identity first:
-//! when it is a JSON object, `author` and `log_excerpt` are removed; when it is not JSON, any
-//! `"author": "…"` or `"log_excerpt": "…"` text in it is blanked and it is cut to
-//! [`MAX_DEAD_PAYLOAD_BYTES`].
+//! when it is a JSON object, `author` and `log_excerpt` are removed; when it is not JSON, its NUL
+//! bytes are dropped (so UTF-16 text reads as text), the value after any `author` or
+//! `log_excerpt` key is blanked — in any case, double-, single- or un-quoted, after `:` or `=` —
+//! and it is cut to [`MAX_DEAD_PAYLOAD_BYTES`].
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -64,10 +65,50 @@ pub enum SafePayload {
     },
 }
 
-static IDENTITY_TEXT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#""(author|log_excerpt)"\s*:\s*"(?:[^"\\]|\\.)*("|$)"#)
-        .unwrap_or_else(|_| unreachable!())
+/// An identity key and what separates it from its value, in any case and quoting.
+static IDENTITY_KEY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)(author|log_excerpt)["']?\s*[:=]\s*"#).unwrap_or_else(|_| unreachable!())
 });
+
+/// Where the value starting at `text[start..]` ends: a quoted value at the first matching quote
+/// (not escaped) that is followed by a `,`, `}` or `]` or the end; an unquoted one at the first
+/// `,`, `;`, `}`, `]` or line break. Greedy on purpose: a log line may hold the quote itself.
+fn value_end(text: &[u8], start: usize) -> usize {
+    let Some(&quote) = text.get(start).filter(|q| **q == b'"' || **q == b'\'') else {
+        return text[start..]
+            .iter()
+            .position(|b| b",;}]\r\n".contains(b))
+            .map_or(text.len(), |i| start + i);
+    };
+    let mut i = start + 1;
+    while i < text.len() {
+        match text[i] {
+            b'\\' => i += 2,
+            b if b == quote => {
+                let rest = text[i + 1..].iter().find(|b| !b.is_ascii_whitespace());
+                if matches!(rest, None | Some(b',' | b'}' | b']')) {
+                    return i + 1;
+                }
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    text.len()
+}
+
+/// Replaces the value of every identity key in `text` by `"<removed>"`.
+fn blank_identities(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut at = 0;
+    while let Some(key) = IDENTITY_KEY.find_at(text, at) {
+        out.extend_from_slice(&text[at..key.end()]);
+        out.extend_from_slice(b"\"<removed>\"");
+        at = value_end(text, key.end()).max(key.end());
+    }
+    out.extend_from_slice(&text[at..]);
+    out
+}
 
 /// Makes a rejected payload safe to keep (see the module docs).
 pub fn safe_payload(payload: &[u8]) -> SafePayload {
@@ -78,8 +119,12 @@ pub fn safe_payload(payload: &[u8]) -> SafePayload {
         return SafePayload::Json(map);
     }
     let truncated = payload.len() > MAX_DEAD_PAYLOAD_BYTES;
-    let kept = &payload[..payload.len().min(MAX_DEAD_PAYLOAD_BYTES)];
-    let blanked = IDENTITY_TEXT.replace_all(kept, &b"\"$1\":\"<removed>\""[..]);
+    let kept: Vec<u8> = payload[..payload.len().min(MAX_DEAD_PAYLOAD_BYTES)]
+        .iter()
+        .copied()
+        .filter(|b| *b != 0)
+        .collect();
+    let blanked = blank_identities(&kept);
     SafePayload::Text {
         text: String::from_utf8_lossy(&blanked).into_owned(),
         original_bytes: payload.len(),
@@ -248,13 +293,29 @@ mod tests {
             panic!("expected text")
         };
         assert!(!text.contains("Jane"), "{text}");
-        assert!(text.contains(r#""author":"<removed>""#));
+        assert!(text.contains(r#""author":"<removed>""#), "{text}");
         assert!(!truncated);
         let unterminated = safe_payload(br#"{"author": "Jane Do"#);
         let SafePayload::Text { text, .. } = unterminated else {
             panic!()
         };
         assert!(!text.contains("Jane"), "{text}");
+
+        // Other quotings and encodings of the same key.
+        let utf16: Vec<u8> =
+            r#"{"author": "Jane Doe", "x": 1"#.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        for hostile in [
+            &br#"{'author': 'Jane Doe', 'team': 't'"#[..],
+            b"{author: Jane Doe, team: t",
+            b"AUTHOR=Jane Doe\nteam=t",
+            br#"{"Author" : "Jane \u0044oe"#,
+            &utf16,
+        ] {
+            let SafePayload::Text { text, .. } = safe_payload(hostile) else {
+                panic!()
+            };
+            assert!(!text.contains("Jane"), "{text}");
+        }
 
         let big = vec![b'x'; MAX_DEAD_PAYLOAD_BYTES + 10];
         let SafePayload::Text {
