@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod generate;
+pub mod hash_password;
 pub mod ingest;
 pub mod metrics;
 pub mod produce;

@@ -49,6 +49,8 @@ enum Command {
     Generate(commands::generate::Args),
     /// Receive GitHub, GitLab, Jenkins and CDEvents webhooks; produce their builds to Kafka.
     Webhook(commands::webhook::Args),
+    /// Print the bcrypt hash of a password read from standard input, for [http] basic_auth_users.
+    HashPassword(commands::hash_password::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -68,6 +70,7 @@ fn main() -> std::process::ExitCode {
         Command::Report(report) => commands::report::run(cli.config.as_deref(), report),
         Command::Generate(args) => commands::generate::run(cli.config.as_deref(), args),
         Command::Webhook(args) => commands::webhook::run(cli.config.as_deref(), args),
+        Command::HashPassword(args) => commands::hash_password::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

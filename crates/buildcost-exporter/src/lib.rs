@@ -24,11 +24,13 @@ mod business;
 mod error;
 pub mod names;
 mod refresh;
+mod security;
 mod server;
 mod service;
 
 pub use business::{business_registry, business_text, encode};
 pub use error::{Error, Result};
 pub use refresh::Refresher;
-pub use server::{bind, router, serve, METRICS_CONTENT_TYPE};
+pub use security::{HttpSecurity, SecurityError};
+pub use server::{bind, router, serve, serve_router, METRICS_CONTENT_TYPE};
 pub use service::{IngestHandles, RefreshStatus, Role, ServiceState};

@@ -26,6 +26,7 @@ pub const FILES_WRITTEN: &str = "buildcost_files_written_total";
 pub const ROWS_WRITTEN: &str = "buildcost_rows_written_total";
 pub const CONSUMER_LAG: &str = "buildcost_consumer_lag_messages";
 pub const CONSUMER_BROKERS_UP: &str = "buildcost_consumer_brokers_up";
+pub const CONSUMER_PENDING: &str = "buildcost_consumer_pending_messages";
 pub const CONSUMER_ERRORS: &str = "buildcost_consumer_errors_total";
 pub const COMMIT_FAILURES: &str = "buildcost_commit_failures_total";
 pub const STORE_WRITE_FAILURES: &str = "buildcost_store_write_failures_total";

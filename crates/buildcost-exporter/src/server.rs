@@ -10,6 +10,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::security::HttpSecurity;
 use crate::service::ServiceState;
 use crate::{Error, Result};
 
@@ -37,19 +38,50 @@ pub fn router(state: Arc<ServiceState>) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then finishes the requests in flight.
+/// Serves `router` on `listener` — over HTTPS and behind basic auth when `security` says so —
+/// until `shutdown` resolves, then finishes the requests in flight.
+///
+/// # Errors
+/// The server failed.
+pub async fn serve_router(
+    listener: TcpListener,
+    router: Router,
+    security: &HttpSecurity,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let router = security.protect(router);
+    let Some(tls) = security.tls.clone() else {
+        return axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(Error::Serve);
+    };
+    let listener = listener.into_std().map_err(Error::Serve)?;
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    axum_server::from_tcp(listener)
+        .acceptor(axum_server::tls_openssl::OpenSSLAcceptor::new(tls))
+        .handle(handle)
+        .serve(router.into_make_service())
+        .await
+        .map_err(Error::Serve)
+}
+
+/// Serves the service's endpoints (see [`serve_router`]).
 ///
 /// # Errors
 /// The server failed.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<ServiceState>,
+    security: &HttpSecurity,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(Error::Serve)
+    serve_router(listener, router(state), security, shutdown).await
 }
 
 async fn index(State(state): State<Arc<ServiceState>>) -> impl IntoResponse {

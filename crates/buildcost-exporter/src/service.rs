@@ -324,6 +324,12 @@ impl ServiceState {
             ))?;
             r.register(Box::new(up.clone()))?;
             up.set(i64::try_from(status.brokers_up).unwrap_or(i64::MAX));
+            let pending = IntGauge::with_opts(Opts::new(
+                CONSUMER_PENDING,
+                "Messages consumed and held in batches not yet durable (not committed).",
+            ))?;
+            r.register(Box::new(pending.clone()))?;
+            pending.set(i64::try_from(status.pending_messages).unwrap_or(i64::MAX));
         }
         Ok(r)
     }

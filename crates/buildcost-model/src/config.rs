@@ -87,14 +87,40 @@ impl Default for KafkaConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     pub listen: String,
+    /// PEM certificate (chain) for HTTPS; with `tls_key_file`, or neither.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// User name → bcrypt hash of the password (`$2b$…`, as `htpasswd -nbB` or Prometheus'
+    /// exporter-toolkit take). When set, every endpoint asks for HTTP basic auth.
+    pub basic_auth_users: BTreeMap<String, String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: "127.0.0.1:9898".into(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            basic_auth_users: BTreeMap::new(),
         }
     }
+}
+
+/// Whether `hash` has the shape of a bcrypt hash: `$2a$`, `$2b$`, `$2x$` or `$2y$`, a two-digit
+/// cost, then 53 characters of bcrypt's base64.
+pub fn is_bcrypt_hash(hash: &str) -> bool {
+    let b = hash.as_bytes();
+    b.len() == 60
+        && hash.starts_with("$2")
+        && matches!(b[2], b'a' | b'b' | b'x' | b'y')
+        && b[3] == b'$'
+        && b[4].is_ascii_digit()
+        && b[5].is_ascii_digit()
+        && b[6] == b'$'
+        && b[7..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b'/')
 }
 
 /// `[refresh]`
@@ -489,6 +515,10 @@ pub struct WebhookConfig {
     /// File holding the bearer token of `/webhook/jenkins` and `/webhook/cdevents`
     /// (`Authorization: Bearer …`).
     pub token_file: Option<PathBuf>,
+    /// PEM certificate (chain) for HTTPS on the webhook; with `tls_key_file`, or neither.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for WebhookConfig {
@@ -499,6 +529,8 @@ impl Default for WebhookConfig {
             github_secret_file: None,
             gitlab_token_file: None,
             token_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -537,6 +569,10 @@ impl Config {
             join(p);
         }
         for p in [
+            &mut self.http.tls_cert_file,
+            &mut self.http.tls_key_file,
+            &mut self.webhook.tls_cert_file,
+            &mut self.webhook.tls_key_file,
             &mut self.webhook.github_secret_file,
             &mut self.webhook.gitlab_token_file,
             &mut self.webhook.token_file,
@@ -591,6 +627,33 @@ impl Config {
                     self.http.listen
                 ),
             ));
+        }
+        match (&self.http.tls_cert_file, &self.http.tls_key_file) {
+            (Some(_), None) => {
+                return Err(key_error(
+                    "http.tls_key_file",
+                    "is required with http.tls_cert_file",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(key_error(
+                    "http.tls_cert_file",
+                    "is required with http.tls_key_file",
+                ))
+            }
+            _ => {}
+        }
+        for (user, hash) in &self.http.basic_auth_users {
+            let key = format!("http.basic_auth_users.{user}");
+            if user.is_empty() || user.contains(':') {
+                return Err(key_error(&key, "a user name is not empty and has no `:`"));
+            }
+            if !is_bcrypt_hash(hash) {
+                return Err(key_error(
+                    &key,
+                    "must be a bcrypt hash like $2b$10$… (make one with `htpasswd -nbBC 10 USER PASSWORD` or `buildcost hash-password`), never the password itself",
+                ));
+            }
         }
         self.refresh.interval()?;
         if self.ingest.max_event_bytes == 0 {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use buildcost_exporter::{IngestHandles, Refresher, Role, ServiceState};
+use buildcost_exporter::{HttpSecurity, IngestHandles, Refresher, Role, ServiceState};
 use buildcost_ingest::{IngestSummary, KafkaIngest, KafkaSettings};
 use buildcost_model::config::Config;
 use chrono::{DateTime, Utc};
@@ -104,21 +104,30 @@ pub async fn run_service(
         });
     let state = Arc::new(ServiceState::new(service.role, handles).with_store(store.clone()));
 
+    let security = HttpSecurity::from_config(&config.http)
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let listener = buildcost_exporter::bind(&service.listen).await?;
     let addr = listener
         .local_addr()
         .context("cannot read the listening address")?;
     let (http_stop, mut http_stopped) = watch::channel(false);
-    let server = tokio::spawn(buildcost_exporter::serve(
-        listener,
-        state.clone(),
-        async move {
-            let _ = http_stopped.wait_for(|s| *s).await;
-        },
-    ));
+    let server = {
+        let (state, security) = (state.clone(), security.clone());
+        tokio::spawn(async move {
+            buildcost_exporter::serve(listener, state, &security, async move {
+                let _ = http_stopped.wait_for(|s| *s).await;
+            })
+            .await
+        })
+    };
+    if security.basic_auth() && !security.tls() {
+        tracing::warn!("http.basic_auth_users without TLS: passwords cross the network in the clear; set http.tls_cert_file and http.tls_key_file");
+    }
     tracing::info!(
         role = service.role.as_str(),
-        "serving http://{addr}/metrics (and /healthz, /readyz)"
+        basic_auth = security.basic_auth(),
+        "serving {}://{addr}/metrics (and /healthz, /readyz)",
+        if security.tls() { "https" } else { "http" }
     );
 
     let refresher = if service.role.refreshes() {

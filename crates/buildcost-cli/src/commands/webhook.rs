@@ -198,13 +198,18 @@ async fn serve(config: Config, listen: String) -> Result<()> {
         .route("/readyz", get(|| async { "ready\n" }))
         .layer(DefaultBodyLimit::disable())
         .with_state(receiver.clone());
+    let security = buildcost_exporter::HttpSecurity::tls_only(
+        config.webhook.tls_cert_file.as_deref(),
+        config.webhook.tls_key_file.as_deref(),
+        ("webhook.tls_cert_file", "webhook.tls_key_file"),
+    )
+    .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on `{listen}` (webhook.listen or --listen)"))?;
     let addr = listener.local_addr()?;
-    tracing::info!(enabled = ?enabled, topic = %receiver.topic, "serving http://{addr}/webhook/<source> (and /metrics, /healthz, /readyz)");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(super::shutdown_signal())
+    tracing::info!(enabled = ?enabled, topic = %receiver.topic, "serving {}://{addr}/webhook/<source> (and /metrics, /healthz, /readyz)", if security.tls() { "https" } else { "http" });
+    buildcost_exporter::serve_router(listener, app, &security, super::shutdown_signal())
         .await
         .context("the webhook server failed")?;
     // Whatever was accepted is on its way: wait for the broker to have it.
