@@ -137,7 +137,7 @@ pub struct Served {
 
 impl Served {
     /// Starts `cmd` (a `run`, `serve`, `ingest` or `demo` with `--listen 127.0.0.1:0`) and waits
-    /// for its "serving http://…" log line.
+    /// for its "serving http://…" (or https) log line.
     pub fn start(cmd: &mut Command) -> Served {
         use std::io::BufRead;
         let mut child = cmd
@@ -156,11 +156,16 @@ impl Served {
                     .lines()
                     .map_while(Result::ok)
                 {
-                    if let Some(rest) = line.split("serving http://").nth(1) {
-                        let addr = rest.split('/').next().unwrap_or_default().to_owned();
+                    let rest = line
+                        .split("serving http://")
+                        .nth(1)
+                        .or_else(|| line.split("serving https://").nth(1));
+                    let addr = rest.map(|r| r.split('/').next().unwrap_or_default().to_owned());
+                    // Logged before the address is handed over: the log then holds the line.
+                    log.lock().unwrap().push(line);
+                    if let Some(addr) = addr {
                         let _ = tx.send(addr);
                     }
-                    log.lock().unwrap().push(line);
                 }
             });
         }
@@ -434,4 +439,121 @@ pub fn produce_lines(bootstrap: &str, topic: &str, lines: &[String]) {
         producer.poll(std::time::Duration::ZERO);
     }
     producer.flush(std::time::Duration::from_secs(30)).unwrap();
+}
+
+/// Fails unless every label of every sample in `text` comes from a bounded set: label names
+/// from the spec's list, `team` one of `teams` or the merged `_small_teams`, and every other
+/// label with a handful of values (no person, build, commit or branch can hide in a label).
+pub fn assert_bounded_labels(text: &str, teams: &std::collections::BTreeSet<String>) {
+    use std::collections::{BTreeMap, BTreeSet};
+    const NAMES: &[&str] = &[
+        "team",
+        "product",
+        "bound",
+        "peer_group",
+        "window",
+        "status",
+        "waste_class",
+        "reason",
+        "source",
+        "outcome",
+        "topic",
+        "partition",
+        "version",
+        "role",
+    ];
+    let mut values: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let Some((_, rest)) = line.split_once('{') else {
+            continue;
+        };
+        let Some((labels, _)) = rest.rsplit_once('}') else {
+            panic!("malformed sample: {line}")
+        };
+        for pair in labels.split("\",").filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once("=\"").unwrap_or_else(|| panic!("{line}"));
+            let value = value.trim_end_matches('"');
+            assert!(
+                NAMES.contains(&name),
+                "label `{name}` is not in the bounded set: {line}"
+            );
+            values
+                .entry(name.to_owned())
+                .or_default()
+                .insert(value.to_owned());
+        }
+    }
+    for team in values.get("team").into_iter().flatten() {
+        assert!(
+            team == "_small_teams" || teams.contains(team),
+            "team label `{team}` is not a team"
+        );
+    }
+    for (name, set) in &values {
+        let limit = match name.as_str() {
+            "team" => teams.len() + 1,
+            "product" => 4 * teams.len() + 2,
+            "partition" => 64,
+            _ => 16,
+        };
+        assert!(
+            set.len() <= limit,
+            "label `{name}` has {} values (at most {limit}): {set:?}",
+            set.len()
+        );
+    }
+}
+
+/// Every team an NDJSON workload names (trimmed, lower-cased, as stored).
+pub fn teams_of(events: &Path) -> std::collections::BTreeSet<String> {
+    std::fs::read(events)
+        .unwrap()
+        .split(|b| *b == b'\n')
+        .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("team")?.as_str().map(|t| t.trim().to_lowercase()))
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// Every text a store's Parquet files hold, decoded (each column cast to strings, every row),
+/// plus each file's raw bytes (uncompressed footer statistics), lower-cased: for privacy greps.
+pub fn parquet_text(store: &Path) -> String {
+    let mut out = String::new();
+    let mut dirs = vec![store.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "parquet") {
+                continue;
+            }
+            out.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+            let file = std::fs::File::open(&path).unwrap();
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap()
+                    .build()
+                    .unwrap();
+            for batch in reader {
+                let batch = batch.unwrap();
+                for column in batch.columns() {
+                    let options = arrow::util::display::FormatOptions::default();
+                    let formatter =
+                        arrow::util::display::ArrayFormatter::try_new(column.as_ref(), &options)
+                            .unwrap();
+                    for i in 0..column.len() {
+                        out.push_str(&formatter.value(i).to_string());
+                        out.push('\n');
+                    }
+                }
+            }
+        }
+    }
+    out.to_lowercase()
 }

@@ -171,6 +171,12 @@ fn generated_workload_matches_the_reference_implementation() {
         "raw_builds".to_owned(),
         String::from_utf8_lossy(&dump.stdout).to_lowercase(),
     ));
+    haystacks.push((
+        "every Parquet file, decoded and raw".to_owned(),
+        parquet_text(&w.dir.path().join("store")),
+    ));
+    // Every label of /metrics from a bounded set.
+    assert_bounded_labels(&text, &teams_of(&w.events));
     for (name, hay) in &haystacks {
         let leaked: Vec<_> = authors
             .iter()

@@ -77,6 +77,9 @@ pub struct ConsumerStatus {
     /// The last committed offset the statistics reported per assigned partition: a seek makes
     /// librdkafka forget it until the next commit, and the lag stays known meanwhile.
     pub last_committed: BTreeMap<i32, i64>,
+    /// Messages consumed and held in batches that are not durable yet (nothing of them is
+    /// committed): what a SIGTERM flushes and a SIGKILL makes the broker deliver again.
+    pub pending_messages: u64,
 }
 
 /// Partitions revoked by a rebalance, for the loop to drop their in-flight work; and offsets that
@@ -424,6 +427,10 @@ impl KafkaIngest {
             self.apply_rebalance()?;
             self.probe_silent_partitions();
             self.flush_due(false).await?;
+            let pending = self.batches.values().map(|b| b.messages as u64).sum();
+            if let Ok(mut status) = self.status.lock() {
+                status.pending_messages = pending;
+            }
             if last_retry.elapsed() >= Duration::from_secs(1) {
                 last_retry = Instant::now();
                 self.retry_commits();
@@ -695,6 +702,7 @@ impl KafkaIngest {
                 tracing::debug!(%origin, reason = %rejection.reason, "dead-lettered");
             }
         }
+        buildcost_store::crash_point("mid_batch");
         Ok(())
     }
 
@@ -802,10 +810,15 @@ impl KafkaIngest {
             s.duplicates += c.duplicates;
             s.rejected_by_reason.merge(&c.rejected);
         });
+        buildcost_store::crash_point("after_rename");
         let next = batch.last_offset + 1;
         let mut list = TopicPartitionList::new();
         list.add_partition_offset(&self.settings.topic, partition, Offset::Offset(next))
             .map_err(kafka_err("build the commit"))?;
+        if buildcost_store::crash_due("mid_commit") {
+            let _ = self.consumer.commit(&list, CommitMode::Async);
+            buildcost_store::crash_now();
+        }
         match self.consumer.commit(&list, CommitMode::Sync) {
             Ok(()) => {
                 if let Ok(mut s) = self.shared.lock() {

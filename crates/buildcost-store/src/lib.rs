@@ -22,6 +22,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod crash;
 mod error;
 mod index;
 mod keyfile;
@@ -29,6 +30,7 @@ mod quarantine;
 mod rejections;
 mod store;
 
+pub use crash::{crash_due, crash_now, crash_point, CRASH_AT_ENV};
 pub use error::{Error, Result};
 pub use index::EventIndex;
 pub use keyfile::load_or_create_key;

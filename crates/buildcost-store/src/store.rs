@@ -242,6 +242,8 @@ fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
     let mut writer =
         ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(parquet_err)?;
     writer.write(batch).map_err(parquet_err)?;
+    writer.flush().map_err(parquet_err)?;
+    crate::crash_point("mid_write");
     let file = writer.into_inner().map_err(parquet_err)?;
     file.sync_all().map_err(Error::io("sync", path))
 }
