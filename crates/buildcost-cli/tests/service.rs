@@ -426,6 +426,24 @@ fn start_tansu(tansu: &Path) -> Tansu {
     tansu
 }
 
+/// Produces every line of `events` to the topic with the independent `confluent-kafka` client
+/// (`tests/kafka/produce.py`, which creates the topics), checking all were acknowledged.
+fn produce_with_confluent_kafka(python: &Path, bootstrap: &str, events: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kafka/produce.py");
+    let out = run_ok(
+        Command::new(python)
+            .arg(&script)
+            .args([bootstrap, TOPIC, DLQ, &PARTITIONS.to_string()])
+            .arg(events),
+    );
+    let sent: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert_eq!(
+        sent,
+        lines_of(events).len(),
+        "messages produced by confluent-kafka"
+    );
+}
+
 #[test]
 fn run_survives_sigkill_on_a_real_broker_and_matches_a_clean_backfill() {
     let Some(tansu) = external_tool("BUILDCOST_TANSU", "tansu", &["--version"]) else {
@@ -436,16 +454,8 @@ fn run_survives_sigkill_on_a_real_broker_and_matches_a_clean_backfill() {
     };
     let broker = start_tansu(&tansu);
     let w = workload(20, 300);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kafka/produce.py");
     let log = kill_restart_and_compare(&w, &broker.bootstrap, || {
-        let out = run_ok(
-            Command::new(&python)
-                .arg(&script)
-                .args([&broker.bootstrap, TOPIC, DLQ, &PARTITIONS.to_string()])
-                .arg(&w.events),
-        );
-        let sent: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-        assert_eq!(sent, w.lines, "messages produced by confluent-kafka");
+        produce_with_confluent_kafka(&python, &broker.bootstrap, &w.events);
     });
     let rereads = log.matches("resumed past the committed offset").count();
     eprintln!("partitions re-read after the broker resumed past the committed offset: {rereads}");
@@ -749,6 +759,20 @@ fn crash_campaign(bootstrap: &str, produce: impl Fn(&Path)) {
         let leaked = authors.iter().filter(|a| hay.contains(a.as_str())).count();
         assert_eq!(leaked, 0, "raw authors in {name}");
     }
+    // The pseudonym key: mode 0600, and in no log line (as hex or as text).
+    let key_path = store_dir.join("pseudonym.key");
+    let key = std::fs::read(&key_path).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "pseudonym key mode {mode:o}");
+    }
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(
+        !log.to_lowercase().contains(&hex),
+        "the pseudonym key in a log"
+    );
+    assert!(!log.contains(String::from_utf8_lossy(&key).as_ref()));
     let figures = serde_json::json!({
         "kills": plan.len(),
         "kills_at_crash_points": plan.iter().filter(|k| matches!(k, Kill::At(..))).count(),
@@ -790,15 +814,7 @@ fn run_survives_a_campaign_of_twenty_kills_on_a_real_broker() {
         return;
     };
     let broker = start_tansu(&tansu);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kafka/produce.py");
     crash_campaign(&broker.bootstrap, |events| {
-        let out = run_ok(
-            Command::new(&python)
-                .arg(&script)
-                .args([&broker.bootstrap, TOPIC, DLQ, &PARTITIONS.to_string()])
-                .arg(events),
-        );
-        let sent: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-        assert_eq!(sent, lines_of(events).len());
+        produce_with_confluent_kafka(&python, &broker.bootstrap, events);
     });
 }

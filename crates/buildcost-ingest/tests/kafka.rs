@@ -425,32 +425,46 @@ async fn failed_commits_are_retried_and_nothing_is_stored_twice() {
     assert_eq!((s.accepted, s.duplicates), (0, 0), "{s:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fetch_errors_are_retried_without_loss() {
+/// Consumes 200 valid and `invalid` malformed messages with `errors` injected on `api`: nothing
+/// lost, nothing stored twice; records the figures under `name`.
+async fn injected_errors_lose_nothing(
+    name: &str,
+    api: rdkafka::types::RDKafkaApiKey,
+    errors: &[rdkafka::types::RDKafkaRespErr],
+    invalid: usize,
+) {
     let (cluster, bootstrap) = mock_cluster(2);
-    let messages = workload(200, 4);
+    let messages = workload(200, invalid);
     produce(&bootstrap, &messages).await;
-    cluster.request_errors(
-        rdkafka::types::RDKafkaApiKey::Fetch,
-        &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 6],
-    );
+    cluster.request_errors(api, errors);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let started = Instant::now();
     let s = consume(settings(&bootstrap), &store, messages.len() as u64).await;
     let took = started.elapsed();
-    assert_eq!((s.accepted, s.rejected()), (200, 4), "{s:?}");
+    assert_eq!((s.accepted, s.rejected()), (200, invalid as u64), "{s:?}");
     assert_stored_once(&store, 200);
     let (lost, doubles) = losses_and_doubles(&store, 200);
     record_figures(
-        "fetch_errors",
+        name,
         &serde_json::json!({
-            "injected_errors": 6,
+            "injected_errors": errors.len(),
             "lost": lost,
             "stored_twice": doubles,
             "seconds_to_consume_all": took.as_secs_f64(),
         }),
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_errors_are_retried_without_loss() {
+    injected_errors_lose_nothing(
+        "fetch_errors",
+        rdkafka::types::RDKafkaApiKey::Fetch,
+        &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 6],
+        4,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -606,28 +620,11 @@ async fn a_slow_broker_delays_but_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_group_errors_delay_the_assignment_but_lose_nothing() {
-    let (cluster, bootstrap) = mock_cluster(2);
-    let messages = workload(200, 0);
-    produce(&bootstrap, &messages).await;
-    cluster.request_errors(
+    injected_errors_lose_nothing(
+        "join_group_errors",
         rdkafka::types::RDKafkaApiKey::JoinGroup,
         &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS; 5],
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let started = Instant::now();
-    let s = consume(settings(&bootstrap), &store, messages.len() as u64).await;
-    let took = started.elapsed();
-    assert_eq!(s.accepted, 200, "{s:?}");
-    assert_stored_once(&store, 200);
-    let (lost, doubles) = losses_and_doubles(&store, 200);
-    record_figures(
-        "join_group_errors",
-        &serde_json::json!({
-            "injected_errors": 5,
-            "lost": lost,
-            "stored_twice": doubles,
-            "seconds_to_consume_all": took.as_secs_f64(),
-        }),
-    );
+        0,
+    )
+    .await;
 }
