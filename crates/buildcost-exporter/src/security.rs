@@ -83,9 +83,7 @@ impl HttpSecurity {
         keys: (&'static str, &'static str),
     ) -> Result<Self, SecurityError> {
         let tls = match (cert, key) {
-            (Some(cert), Some(key)) => {
-                Some(load_tls(cert, key).map_err(|e| SecurityError { key: keys.0, ..e })?)
-            }
+            (Some(cert), Some(key)) => Some(load_tls(cert, key, keys.0)?),
             (None, None) => None,
             (Some(_), None) => {
                 return Err(SecurityError {
@@ -125,17 +123,22 @@ impl HttpSecurity {
     }
 }
 
-fn load_tls(cert: &Path, key: &Path) -> Result<OpenSSLConfig, SecurityError> {
+/// The acceptor of a PEM certificate and key; errors name `setting`.
+fn load_tls(
+    cert: &Path,
+    key: &Path,
+    setting: &'static str,
+) -> Result<OpenSSLConfig, SecurityError> {
     for path in [cert, key] {
         if let Err(e) = std::fs::metadata(path) {
             return Err(SecurityError {
-                key: "tls",
+                key: setting,
                 message: format!("cannot read `{}`: {e}", path.display()),
             });
         }
     }
     OpenSSLConfig::from_pem_chain_file(cert, key).map_err(|e| SecurityError {
-        key: "tls",
+        key: setting,
         message: format!(
             "`{}` with key `{}` is not a usable PEM certificate and key: {e}",
             cert.display(),

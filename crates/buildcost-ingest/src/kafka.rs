@@ -761,15 +761,21 @@ impl KafkaIngest {
             batch.first_offset,
             batch.last_offset
         );
-        let written = batch
-            .rows
-            .write(&self.store, &mut self.index, |_| name.clone())
-            .and_then(|written| {
-                if !batch.rejected.is_empty() {
-                    self.store.write_rejections(&name, &batch.rejected)?;
-                }
-                Ok(written)
-            });
+        // The rejection ledger first: rewriting it under the same name is idempotent, while the
+        // rows' write reports its files once, so it comes last and a retry never loses them.
+        let written = if batch.rejected.is_empty() {
+            Ok(())
+        } else {
+            self.store
+                .write_rejections(&name, &batch.rejected)
+                .map(|_| ())
+                .map_err(Error::from)
+        }
+        .and_then(|()| {
+            batch
+                .rows
+                .write(&self.store, &mut self.index, |_| name.clone())
+        });
         let written = match written {
             Ok(written) => written,
             Err(e) if last => return Err(e),
