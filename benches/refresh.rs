@@ -89,6 +89,9 @@ fn refresh(c: &mut Criterion) {
     }
     // The service's refresh: incremental. The first call classifies the window's closed days,
     // later ones only the open day.
+    // At 18:00 of the last day: the open day holds 45,000 builds and every window starts
+    // inside a day, as in a service's refresh at any time of day.
+    let at = at - chrono::Duration::hours(6);
     let incremental = std::sync::Mutex::new(buildcost_query::Incremental::new());
     let refresh = || {
         let mut cache = incremental.lock().ok()?;
@@ -97,12 +100,12 @@ fn refresh(c: &mut Criterion) {
     let cold = std::time::Instant::now();
     let first_incremental = refresh();
     eprintln!(
-        "refresh: the first incremental refresh (history scan + {} closed days classified) took {:.2} s (equal to the full computation's team rows: {})",
+        "refresh: the first incremental refresh at {at} (history scan + {} closed days classified) took {:.2} s ({} team rows)",
         incremental
             .lock()
             .map_or(0, |c| c.last_work().days_classified),
         cold.elapsed().as_secs_f64(),
-        first_incremental.map(|s| s.teams.len()) == Some(once.teams.len())
+        first_incremental.map_or(0, |s| s.teams.len())
     );
     let mut group = c.benchmark_group("refresh");
     group.sample_size(10);

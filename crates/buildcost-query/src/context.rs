@@ -106,6 +106,22 @@ impl BuildcostContext {
         Self::assemble(settings, at, Builds::Raw(raw)).await
     }
 
+    /// A session like [`BuildcostContext::open`] whose queries run on `partitions` threads
+    /// (ad-hoc queries over a long history). Sums then add up in an order that may change
+    /// from run to run, in the last bits; the gauges and reports use one partition.
+    ///
+    /// # Errors
+    /// The store cannot be listed or a view does not plan.
+    pub async fn open_parallel(
+        store: &Store,
+        settings: &QuerySettings,
+        at: DateTime<Utc>,
+        partitions: usize,
+    ) -> Result<Self> {
+        let raw = raw_builds(store).await?;
+        Self::assemble_with(settings, at, Builds::Raw(raw), partitions).await
+    }
+
     /// A session like [`BuildcostContext::open`] whose `raw_builds` is only `files` (one
     /// day's, for the incremental refresh).
     ///
@@ -179,7 +195,16 @@ impl BuildcostContext {
     /// A session with the configuration tables, `builds` (a view over the raw rows, or the
     /// materialized table) and the `teams` and `baseline` views at `at`.
     async fn assemble(settings: &QuerySettings, at: DateTime<Utc>, builds: Builds) -> Result<Self> {
-        let ctx = new_session();
+        Self::assemble_with(settings, at, builds, 1).await
+    }
+
+    async fn assemble_with(
+        settings: &QuerySettings,
+        at: DateTime<Utc>,
+        builds: Builds,
+        partitions: usize,
+    ) -> Result<Self> {
+        let ctx = new_session(partitions);
         register_prices(&ctx, settings)?;
         register_teams_file(&ctx, settings)?;
         let mut this = BuildcostContext {
@@ -273,9 +298,9 @@ impl BuildcostContext {
 
 /// One partition keeps every sum in a fixed order, so the same store and instant give the
 /// same figures to the last bit.
-fn new_session() -> SessionContext {
+fn new_session(partitions: usize) -> SessionContext {
     let config = SessionConfig::new()
-        .with_target_partitions(1)
+        .with_target_partitions(partitions.max(1))
         .with_information_schema(true);
     SessionContext::new_with_config(config)
 }

@@ -21,6 +21,10 @@ pub enum Error {
     #[error("teams file `{path}`: {message}")]
     TeamsFile { path: PathBuf, message: String },
 
+    /// A stored file could not be read for the incremental refresh.
+    #[error("cannot read stored file `{path}`: {message}")]
+    StoredFile { path: PathBuf, message: String },
+
     /// A SQL template refers to a parameter nobody set (a bug in a shipped .sql file).
     #[error("SQL template uses `:{0}`, which has no value")]
     MissingParameter(String),

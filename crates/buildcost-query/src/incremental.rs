@@ -1,50 +1,47 @@
-//! The incremental refresh: closed days are priced and classified once and kept; a refresh
-//! classifies only the open day and evaluates the snapshot over the kept rows.
+//! The incremental refresh: closed days are read, priced and classified once and kept rolled
+//! up ([`crate::rollup`]); a refresh reads only the open day and sums the kept totals.
 //!
 //! Every waste class but one depends on the build alone. `duplicate` depends on history: a
 //! success is a duplicate when another success of the same (repository, pipeline, commit)
 //! finished earlier, on any day. So each classified day also keeps the 64-bit hashes of its
 //! success keys, and the days before the snapshot's window are summed up in one sorted list
-//! of such hashes (8 bytes a key). A day is classified by the `builds` view over its own files,
-//! which ranks the successes within the day; a success the view left as `none` becomes
-//! `duplicate` when its key was seen on an earlier day.
+//! of such hashes (8 bytes a key). A day's successes are ranked within the day; the first
+//! success of a key becomes `duplicate` when its key was seen on an earlier day.
+//!
+//! A day keeps its totals (per team, product, status and waste class, and its distinct
+//! (team, author) pairs); its rows only while a window (7 or 28 days, or the baseline's) starts
+//! inside it. The open day is read at every refresh.
 //!
 //! A day is classified again when its files change (a late event, a replay), and so is every
 //! later day whose earlier keys changed with it; a change to the days before the window
 //! (retention, a very late event) rebuilds the key list. The figures equal those of the full
-//! computation ([`Snapshot::of_store`]): a test checks it on every fixture. Two limits, both
-//! documented: a 64-bit hash collision between two success keys (about one in 10^11 at a year
-//! of 60,000 builds a day) would make a success a duplicate; and the two copies of an event id
-//! stored on two different days (only possible when a re-sent event's `finished_at` was
-//! changed and two ingesters raced on it) count once per day.
+//! computation ([`Snapshot::of_store`], the SQL views) up to the order of floating-point
+//! sums: a test checks it on every fixture. Two limits, both documented: a 64-bit hash
+//! collision between two success keys (about one in 10^11 at a year of 60,000 builds a day)
+//! would make a success a duplicate; and the two copies of an event id stored on two
+//! different days (only possible when a re-sent event's `finished_at` was changed and two
+//! ingesters raced on it) count once per day.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use arrow::array::{Array, RecordBatch, StringArray};
-use arrow::datatypes::Schema;
 use buildcost_store::Store;
-use chrono::{DateTime, NaiveDate, Utc};
-use datafusion::datasource::MemTable;
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::context::BuildcostContext;
-use crate::snapshot::{strings, Snapshot, SNAPSHOT_COLUMNS};
-use crate::{Error, QuerySettings, Result};
-
-/// The columns of a success key, read from a day's `builds` besides the snapshot's.
-const KEY_COLUMNS: &[&str] = &["repository", "pipeline", "commit"];
+use crate::rollup::{self, ClassifiedDay, DayView, FileCache, Names, Prices, Row, Totals};
+use crate::{QuerySettings, Result, Snapshot};
 
 /// One classified day.
 #[derive(Debug)]
 struct Day {
     /// The day's files, names and sizes.
     fingerprint: u64,
-    /// `builds` of the day, [`SNAPSHOT_COLUMNS`] only.
-    rows: Vec<RecordBatch>,
+    totals: Totals,
     /// Hashes of the day's success keys, sorted, distinct.
     keys: Vec<u64>,
+    /// Kept only while a window starts inside the day.
+    rows: Option<Vec<Row>>,
 }
 
 /// What was done by one [`Incremental::snapshot`], for logs and tests.
@@ -52,6 +49,9 @@ struct Day {
 pub struct RefreshWork {
     /// Closed days classified (the rest came from the cache).
     pub days_classified: usize,
+    /// Unchanged closed days read again for their rows, because a window now starts inside
+    /// them.
+    pub days_reread: usize,
     /// Whether the success keys of the days before the window were read again.
     pub history_rescanned: bool,
 }
@@ -67,6 +67,9 @@ pub struct Incremental {
     /// The files of those days, summed up.
     older_fingerprint: Option<u64>,
     days: BTreeMap<NaiveDate, Day>,
+    names: Names,
+    /// The open day's files as read.
+    open_files: FileCache,
     last: RefreshWork,
 }
 
@@ -84,7 +87,7 @@ impl Incremental {
     /// The snapshot of `store` at `at`, equal to [`Snapshot::of_store`].
     ///
     /// # Errors
-    /// The store cannot be listed or read, or a query failed.
+    /// The store cannot be listed or read.
     pub async fn snapshot(
         &mut self,
         store: &Store,
@@ -99,8 +102,8 @@ impl Incremental {
                 ..Incremental::default()
             };
         }
+        let prices = Prices::new(&settings.pricing);
         let first = (at - settings.history()).date_naive();
-        let schema = snapshot_schema(settings, at).await?;
         let open = at.date_naive();
 
         let mut by_day: BTreeMap<NaiveDate, Vec<PathBuf>> = BTreeMap::new();
@@ -117,6 +120,8 @@ impl Incremental {
             .map(|(day, files)| Ok((*day, fingerprint(files)?)))
             .collect::<Result<_>>()?;
 
+        // An instant earlier than the last one: days from the open one on are no longer closed.
+        self.days.retain(|day, _| *day < open);
         // Days that slid out of the window: their keys join the older ones.
         let gone: Vec<NaiveDate> = self.days.range(..first).map(|(d, _)| *d).collect();
         for day in gone {
@@ -132,157 +137,114 @@ impl Incremental {
             .fold(0u64, |acc, (day, f)| acc.wrapping_add(day_print(*day, *f)));
         if self.older_fingerprint != Some(older_now) {
             let files: Vec<PathBuf> = by_day.range(..first).flat_map(|(_, f)| f.clone()).collect();
-            self.older = success_keys(&files, settings, at).await?;
+            self.older = rollup::success_keys(&files)?;
             self.older_fingerprint = Some(older_now);
             self.days.clear();
             work.history_rescanned = true;
         }
 
         // Closed days of the window, oldest first: a day whose earlier keys changed is
-        // classified again even when its own files did not change.
+        // classified again even when its own files did not change; a day a window now starts
+        // in is read again for its rows.
+        let cut = cut_days(at, settings);
         let mut earlier_changed = false;
         let mut day = first;
         while day < open {
             let print = fingerprints.get(&day).copied().unwrap_or(0);
-            let cached = self.days.get(&day).is_some_and(|d| d.fingerprint == print);
-            if earlier_changed || !cached {
-                let files = by_day.get(&day).cloned().unwrap_or_default();
-                let classified = self
-                    .classify(&files, settings, &schema, at, day, print)
-                    .await?;
-                work.days_classified += 1;
-                let keys_changed = self
-                    .days
-                    .get(&day)
-                    .is_none_or(|d| d.keys != classified.keys);
-                earlier_changed |= keys_changed;
-                self.days.insert(day, classified);
+            let keep_rows = cut.contains(&day);
+            let cached = self
+                .days
+                .get(&day)
+                .map(|d| (d.fingerprint == print, d.rows.is_some()));
+            match cached {
+                Some((true, has_rows)) if !earlier_changed => {
+                    if keep_rows && !has_rows {
+                        // Same files, same class: only the rows are wanted now.
+                        let files = by_day.get(&day).map_or(&[][..], Vec::as_slice);
+                        let rows = self.classify(files, &prices, day, false)?.rows;
+                        work.days_reread += 1;
+                        if let Some(d) = self.days.get_mut(&day) {
+                            d.rows = Some(rows);
+                        }
+                    } else if !keep_rows && has_rows {
+                        if let Some(d) = self.days.get_mut(&day) {
+                            d.rows = None;
+                        }
+                    }
+                }
+                _ => {
+                    let files = by_day.get(&day).map_or(&[][..], Vec::as_slice);
+                    let classified = self.classify(files, &prices, day, false)?;
+                    work.days_classified += 1;
+                    let keys_changed = self
+                        .days
+                        .get(&day)
+                        .is_none_or(|d| d.keys != classified.keys);
+                    earlier_changed |= keys_changed;
+                    let totals = Totals::of(&classified.rows);
+                    self.days.insert(
+                        day,
+                        Day {
+                            fingerprint: print,
+                            totals,
+                            keys: classified.keys,
+                            rows: keep_rows.then_some(classified.rows),
+                        },
+                    );
+                }
             }
             day = day.succ_opt().unwrap_or(open);
         }
 
         // The open day, every time.
-        let files = by_day.get(&open).cloned().unwrap_or_default();
-        let today = self
-            .classify(&files, settings, &schema, at, open, 0)
-            .await?;
-
-        let mut batches: Vec<RecordBatch> = self
+        let files = by_day.get(&open).map_or(&[][..], Vec::as_slice);
+        let today = self.classify(files, &prices, open, true)?;
+        let empty = Totals::default();
+        let mut views: Vec<DayView<'_>> = self
             .days
-            .values()
-            .flat_map(|d| d.rows.iter().cloned())
+            .iter()
+            .map(|(day, d)| DayView {
+                day: *day,
+                totals: &d.totals,
+                rows: d.rows.as_deref(),
+            })
             .collect();
-        batches.extend(today.rows);
-        let table = Arc::new(MemTable::try_new(schema, vec![batches])?);
-        let ctx = BuildcostContext::over_builds(table, settings, at).await?;
+        views.push(DayView {
+            day: open,
+            totals: &empty,
+            rows: Some(&today.rows),
+        });
+        let snapshot = rollup::figures(at, settings, &self.names, &views)?;
         self.last = work;
-        Snapshot::compute(&ctx).await
+        Ok(snapshot)
     }
 
-    /// Classifies one day: the `builds` view over its files, then `duplicate` for a first
-    /// success of the day whose key an earlier day has. The rows kept have `schema`.
-    async fn classify(
-        &self,
+    /// Classifies one day's files against the success keys of every earlier day; the open
+    /// day's files are read through the cache.
+    fn classify(
+        &mut self,
         files: &[PathBuf],
-        settings: &QuerySettings,
-        schema: &Arc<Schema>,
-        at: DateTime<Utc>,
+        prices: &Prices,
         day: NaiveDate,
-        fingerprint: u64,
-    ) -> Result<Day> {
-        if files.is_empty() {
-            return Ok(Day {
-                fingerprint,
-                rows: Vec::new(),
-                keys: Vec::new(),
-            });
-        }
-        let ctx = BuildcostContext::over_files(files, settings, at).await?;
-        let columns = SNAPSHOT_COLUMNS.iter().chain(KEY_COLUMNS).copied();
-        let batches = ctx
-            .sql(&format!(
-                "SELECT {} FROM builds",
-                columns.collect::<Vec<_>>().join(", ")
-            ))
-            .await?;
+        open: bool,
+    ) -> Result<ClassifiedDay> {
         let earlier: Vec<&[u64]> = std::iter::once(self.older.as_slice())
             .chain(self.days.range(..day).map(|(_, d)| d.keys.as_slice()))
             .collect();
         let seen_before = |h: u64| earlier.iter().any(|k| k.binary_search(&h).is_ok());
-        let mut keys = Vec::new();
-        let mut rows = Vec::with_capacity(batches.len());
-        for b in &batches {
-            let (status, waste) = (strings(b, "status")?, strings(b, "waste_class")?);
-            let (repo, pipeline, commit) = key_columns(b)?;
-            let mut classes = Vec::with_capacity(b.num_rows());
-            for i in 0..b.num_rows() {
-                let mut class = waste.value(i);
-                if status.value(i) == "success" && commit.is_valid(i) {
-                    let h = key_hash(repo.value(i), pipeline.value(i), commit.value(i));
-                    keys.push(h);
-                    if class == "none" && seen_before(h) {
-                        class = "duplicate";
-                    }
-                }
-                classes.push(class);
-            }
-            let classes: Arc<dyn Array> = Arc::new(StringArray::from(classes));
-            let columns = schema
-                .fields()
-                .iter()
-                .map(|f| {
-                    if f.name() == "waste_class" {
-                        Ok(classes.clone())
-                    } else {
-                        b.column_by_name(f.name())
-                            .cloned()
-                            .ok_or_else(|| Error::Shape(format!("no column `{}`", f.name())))
-                    }
-                })
-                .collect::<Result<Vec<_>>>()?;
-            rows.push(RecordBatch::try_new(schema.clone(), columns)?);
-        }
-        keys.sort_unstable();
-        keys.dedup();
-        Ok(Day {
-            fingerprint,
-            rows,
-            keys,
-        })
+        let cache = open.then_some(&mut self.open_files);
+        rollup::classify_day(files, &mut self.names, prices, seen_before, cache)
     }
 }
 
-/// The schema of the kept rows: [`SNAPSHOT_COLUMNS`] of `builds`, as the view types them.
-async fn snapshot_schema(settings: &QuerySettings, at: DateTime<Utc>) -> Result<Arc<Schema>> {
-    let ctx = BuildcostContext::over_files(&[], settings, at).await?;
-    let frame = ctx
-        .session()
-        .sql(&format!(
-            "SELECT {} FROM builds",
-            SNAPSHOT_COLUMNS.join(", ")
-        ))
-        .await?;
-    Ok(Arc::new(frame.schema().as_arrow().clone()))
-}
-
-/// The [`KEY_COLUMNS`] of a batch.
-fn key_columns(b: &RecordBatch) -> Result<(&StringArray, &StringArray, &StringArray)> {
-    Ok((
-        strings(b, KEY_COLUMNS[0])?,
-        strings(b, KEY_COLUMNS[1])?,
-        strings(b, KEY_COLUMNS[2])?,
-    ))
-}
-
-/// The 64-bit hash of a success key (repository, pipeline, commit).
-fn key_hash(repository: &str, pipeline: &str, commit: &str) -> u64 {
-    let mut bytes = Vec::with_capacity(repository.len() + pipeline.len() + commit.len() + 2);
-    bytes.extend_from_slice(repository.as_bytes());
-    bytes.push(0);
-    bytes.extend_from_slice(pipeline.as_bytes());
-    bytes.push(0);
-    bytes.extend_from_slice(commit.as_bytes());
-    xxh3_64(&bytes)
+/// The days a window of the snapshot at `at` starts inside of (not at their midnight).
+fn cut_days(at: DateTime<Utc>, settings: &QuerySettings) -> BTreeSet<NaiveDate> {
+    [7, 28, i64::from(settings.baseline.window_days)]
+        .into_iter()
+        .map(|days| at - Duration::days(days))
+        .filter(|start| start.time() != NaiveTime::MIN)
+        .map(|start| start.date_naive())
+        .collect()
 }
 
 /// A day's files, by name and size.
@@ -290,7 +252,10 @@ fn fingerprint(files: &[PathBuf]) -> Result<u64> {
     let mut text = String::new();
     for f in files {
         let len = std::fs::metadata(f)
-            .map_err(|e| Error::Shape(format!("cannot read `{}`: {e}", f.display())))?
+            .map_err(|e| crate::Error::StoredFile {
+                path: f.clone(),
+                message: e.to_string(),
+            })?
             .len();
         text.push_str(&format!("{}\t{len}\n", f.display()));
     }
@@ -300,34 +265,6 @@ fn fingerprint(files: &[PathBuf]) -> Result<u64> {
 /// A day's fingerprint as a term of an order-free sum over days.
 fn day_print(day: NaiveDate, fingerprint: u64) -> u64 {
     xxh3_64(format!("{day}\t{fingerprint}").as_bytes())
-}
-
-/// The success keys of `files`, sorted and distinct.
-async fn success_keys(
-    files: &[PathBuf],
-    settings: &QuerySettings,
-    at: DateTime<Utc>,
-) -> Result<Vec<u64>> {
-    if files.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ctx = BuildcostContext::over_files(files, settings, at).await?;
-    let batches = ctx
-        .sql(&format!(
-            "SELECT DISTINCT {} FROM raw_builds WHERE status = 'success' AND commit IS NOT NULL",
-            KEY_COLUMNS.join(", ")
-        ))
-        .await?;
-    let mut keys = Vec::new();
-    for b in &batches {
-        let (repo, pipeline, commit) = key_columns(b)?;
-        for i in 0..b.num_rows() {
-            keys.push(key_hash(repo.value(i), pipeline.value(i), commit.value(i)));
-        }
-    }
-    keys.sort_unstable();
-    keys.dedup();
-    Ok(keys)
 }
 
 /// Two sorted, distinct lists as one.

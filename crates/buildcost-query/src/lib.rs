@@ -19,6 +19,7 @@ mod context;
 mod error;
 mod incremental;
 mod render;
+mod rollup;
 mod settings;
 mod snapshot;
 

@@ -181,9 +181,9 @@ pub struct Snapshot {
 
 /// A team as the `teams` view gives it.
 #[derive(Debug, Clone)]
-struct TeamInfo {
-    product: String,
-    developers: u64,
+pub(crate) struct TeamInfo {
+    pub product: String,
+    pub developers: u64,
 }
 
 /// The columns of `builds` a snapshot reads.
@@ -235,6 +235,26 @@ impl Snapshot {
             .await?,
         )?;
 
+        let mut totals = Vec::new();
+        for (window, days) in WINDOWS {
+            let start = at - Duration::days(*days);
+            let batches = ctx
+                .template(WINDOW_TOTALS_SQL, &[("start", Param::Time(start))])
+                .await?;
+            totals.push((*window, read_totals(&batches)?));
+        }
+        Ok(Snapshot::assemble(at, min_size, teams, baselines, totals))
+    }
+
+    /// The snapshot from the `teams` and `baseline` views' rows and each window's totals:
+    /// small teams merged by product (or org-wide), org figures summed.
+    pub(crate) fn assemble(
+        at: DateTime<Utc>,
+        min_size: u64,
+        teams: BTreeMap<String, TeamInfo>,
+        baselines: BTreeMap<String, Baseline>,
+        totals: Vec<(&'static str, Vec<Totals>)>,
+    ) -> Snapshot {
         // Where each team's figures go: its own row, or a small-teams row.
         let mut small_by_product: BTreeMap<&str, u64> = BTreeMap::new();
         for info in teams.values().filter(|i| i.developers < min_size) {
@@ -279,13 +299,9 @@ impl Snapshot {
             developers: teams.values().map(|i| i.developers).sum(),
             windows: BTreeMap::new(),
         };
-        for (window, days) in WINDOWS {
-            let start = at - Duration::days(*days);
-            let batches = ctx
-                .template(WINDOW_TOTALS_SQL, &[("start", Param::Time(start))])
-                .await?;
+        for (window, rows_of_window) in totals {
             let mut org_window = WindowFigures::default();
-            for (team, status, waste, builds, cost) in read_totals(&batches)? {
+            for (team, status, waste, builds, cost) in rows_of_window {
                 org_window.add(status, waste, builds, cost);
                 let Some(info) = teams.get(&team) else {
                     continue; // cannot happen: every window lies inside the 28 days of `teams`
@@ -298,11 +314,11 @@ impl Snapshot {
             }
             org.windows.insert(window, org_window);
         }
-        Ok(Snapshot {
+        Snapshot {
             at,
             teams: rows.into_values().collect(),
             org,
-        })
+        }
     }
 
     /// Org totals over the team rows of one window (equal to [`OrgFigures`] up to rounding).
@@ -404,7 +420,8 @@ fn read_baselines(batches: &[RecordBatch]) -> Result<BTreeMap<String, Baseline>>
     Ok(out)
 }
 
-type Totals = (String, Status, WasteClass, u64, f64);
+/// One row of `sql/window_totals.sql`: team, status, waste class, builds, cost.
+pub(crate) type Totals = (String, Status, WasteClass, u64, f64);
 
 fn read_totals(batches: &[RecordBatch]) -> Result<Vec<Totals>> {
     let mut out = Vec::new();

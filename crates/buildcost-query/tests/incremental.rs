@@ -5,9 +5,10 @@
 
 use buildcost_generate::{GenStats, Generator, GeneratorConfig};
 use buildcost_ingest::{ingest_ndjson, Ingestor, MemoryDeadLetters};
+use buildcost_model::config::{BaselineConfig, PricingConfig, RunnerPrice};
 use buildcost_model::{Classifier, Decoder, Pseudonymiser, WasteClass};
 use buildcost_query::{
-    BuildcostContext, Incremental, QuerySettings, Snapshot, TeamFigures, WindowFigures,
+    BuildcostContext, Incremental, QuerySettings, Snapshot, TeamFigures, TeamsFile, WindowFigures,
 };
 use buildcost_store::Store;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -38,8 +39,8 @@ fn ingest(store: &Store, lines: &[String], name: &str) {
     ingestor.finish(&mut dead).unwrap();
 }
 
-fn generated(days: u32, per_day: u32) -> Vec<String> {
-    let mut generator = Generator::new(GeneratorConfig {
+fn generator(days: u32, per_day: u32) -> Generator {
+    Generator::new(GeneratorConfig {
         seed: 11,
         teams: 24,
         days,
@@ -47,9 +48,13 @@ fn generated(days: u32, per_day: u32) -> Vec<String> {
         end: end(),
         duplicate_ratio: 0.01,
         ..GeneratorConfig::default()
-    });
+    })
+}
+
+fn generated(days: u32, per_day: u32) -> Vec<String> {
     let mut lines = Vec::new();
-    generator.for_each_line(&mut |l| lines.push(l.to_owned()), &mut GenStats::default());
+    generator(days, per_day)
+        .for_each_line(&mut |l| lines.push(l.to_owned()), &mut GenStats::default());
     lines
 }
 
@@ -158,6 +163,11 @@ async fn the_incremental_refresh_equals_the_full_computation() {
     // the history without a rescan.
     check(&mut inc, &store, &settings, t0 + Duration::days(1)).await;
     assert_eq!(inc.last_work().days_classified, 1);
+    assert_eq!(
+        inc.last_work().days_reread,
+        2,
+        "the days the 7- and 28-day windows now start in, read again for their rows"
+    );
     assert!(!inc.last_work().history_rescanned);
 
     // A late success in a closed day of the window, earlier than a later day's first success
@@ -224,4 +234,59 @@ async fn the_incremental_refresh_equals_the_full_computation() {
     check(&mut inc, &store, &other, at).await;
     assert!(inc.last_work().history_rescanned);
     assert_eq!(inc.last_work().days_classified, 28);
+}
+
+/// Every input of the figures the default settings leave out: a teams file (listed sizes,
+/// products and peer groups), priced runner classes with per-build fees and GPUs, a 35-day
+/// baseline window starting mid-day, more peers wanted, a tighter band; at instants cutting
+/// every window inside a day.
+#[tokio::test]
+async fn the_incremental_refresh_equals_the_full_computation_with_every_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    ingest(&store, &generated(50, 300), "history");
+    let mut pricing = PricingConfig::default();
+    pricing.runner_classes.insert(
+        "large".into(),
+        RunnerPrice {
+            cpu_cores: Some(8.0),
+            eur_per_build: Some(0.02),
+            ..RunnerPrice::default()
+        },
+    );
+    pricing.runner_classes.insert(
+        "gpu".into(),
+        RunnerPrice {
+            gpus: Some(1.0),
+            eur_per_gpu_hour: Some(2.5),
+            ..RunnerPrice::default()
+        },
+    );
+    let mut teams = generator(50, 300).teams_csv();
+    // One listed team joins a peer group of its own name; the file's sizes stay.
+    teams = teams.replacen(",\n", ",special\n", 1);
+    let settings = QuerySettings {
+        pricing,
+        baseline: BaselineConfig {
+            window_days: 35,
+            min_peers: 4,
+            k_sigma: 1.0,
+        },
+        min_team_size: 4,
+        teams: TeamsFile::parse(&teams).unwrap(),
+    };
+    assert!(!settings.teams.entries.is_empty());
+    let mut inc = Incremental::new();
+    for hours in [-30, -7, 0, 5, 29] {
+        let at = end() - Duration::days(3) + Duration::hours(hours) + Duration::minutes(17);
+        let s = check(&mut inc, &store, &settings, at).await;
+        assert!(
+            s.teams.iter().any(|t| t.baseline.is_some()),
+            "some team has a baseline at {at}"
+        );
+    }
+    assert!(
+        !inc.last_work().history_rescanned,
+        "moving forward needs no rescan"
+    );
 }
