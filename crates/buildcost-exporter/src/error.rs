@@ -11,6 +11,10 @@ pub enum Error {
     #[error("encoded metrics are not UTF-8")]
     Encoding,
 
+    /// Deflating the metrics for a gzip scrape failed (out of memory).
+    #[error("cannot gzip the metrics: {0}")]
+    Compress(String),
+
     /// Computing the business figures failed (store, teams file or a query).
     #[error("refresh: {0}")]
     Query(#[from] buildcost_query::Error),

@@ -27,6 +27,7 @@ mod refresh;
 mod security;
 mod server;
 mod service;
+mod text;
 
 pub use business::{business_registry, business_text, encode};
 pub use error::{Error, Result};

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -92,7 +92,40 @@ async fn index(State(state): State<Arc<ServiceState>>) -> impl IntoResponse {
     )
 }
 
-async fn metrics(State(state): State<Arc<ServiceState>>) -> Response {
+async fn metrics(State(state): State<Arc<ServiceState>>, headers: HeaderMap) -> Response {
+    // Prometheus asks for gzip; the business text was deflated once, when it was published.
+    let gzip = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|e| {
+            e.split(';')
+                .next()
+                .is_some_and(|name| name.trim() == "gzip")
+                && !e.contains("q=0")
+        });
+    if gzip {
+        return match state.metrics_gzip() {
+            Ok(body) => (
+                [
+                    (header::CONTENT_TYPE, METRICS_CONTENT_TYPE),
+                    (header::CONTENT_ENCODING, "gzip"),
+                    (header::VARY, "accept-encoding"),
+                ],
+                body,
+            )
+                .into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode the metrics");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot encode the metrics: {e}\n"),
+                )
+                    .into_response()
+            }
+        };
+    }
     match state.metrics_text() {
         Ok(text) => ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response(),
         Err(e) => {

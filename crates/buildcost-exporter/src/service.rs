@@ -1,9 +1,12 @@
 //! The running service's state: the last encoded business snapshot, how the refreshes went, and
 //! the ingest counters — everything `/metrics`, `/healthz` and `/readyz` answer from.
 //!
-//! A scrape never waits for a refresh: the refresh loop encodes each new snapshot once and swaps
-//! it in; a scrape copies the last one and appends the service's own metrics, read from counters
-//! the ingest loop keeps.
+//! A scrape never waits for a refresh: the refresh loop encodes each new snapshot once, and
+//! deflates it once, and swaps it in; a scrape copies the last one and appends the service's own
+//! metrics, read from counters the ingest loop keeps. A scraper that accepts gzip (Prometheus
+//! does) gets the deflated text with the own metrics deflated behind it, as one gzip member.
+
+use std::io::Write as _;
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -67,11 +70,43 @@ pub struct RefreshStatus {
     pub last_error: Option<String>,
 }
 
+/// The business text of one snapshot, plain and deflated.
+struct Published {
+    text: String,
+    /// Raw deflate of `text`, flushed to a byte boundary but not finished, so more deflate
+    /// data can follow it in one stream.
+    deflated: Vec<u8>,
+    /// CRC-32 of `text`, for the gzip trailer.
+    crc: u32,
+}
+
+impl Published {
+    fn new(text: String) -> Self {
+        let crc = zlib_rs::crc32::crc32(0, text.as_bytes());
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        // Writing into a Vec cannot fail; a failure leaves an empty body that the scrape then
+        // replaces with the plain text.
+        let deflated = match encoder
+            .write_all(text.as_bytes())
+            .and_then(|()| encoder.flush())
+        {
+            Ok(()) => std::mem::take(encoder.get_mut()),
+            Err(_) => Vec::new(),
+        };
+        Published {
+            text,
+            deflated,
+            crc,
+        }
+    }
+}
+
 /// Everything the HTTP endpoints answer from.
 pub struct ServiceState {
     role: Role,
     started: DateTime<Utc>,
-    business: RwLock<Option<Arc<String>>>,
+    business: RwLock<Option<Arc<Published>>>,
     refresh: Mutex<RefreshStatus>,
     ingest: Option<IngestHandles>,
     /// The store this process reads or writes, for its quarantine count.
@@ -104,8 +139,9 @@ impl ServiceState {
 
     /// Swaps in a new encoded snapshot evaluated at `at`, computed in `took`.
     pub fn publish(&self, text: String, at: DateTime<Utc>, took: Duration) {
+        let published = Arc::new(Published::new(text));
         if let Ok(mut b) = self.business.write() {
-            *b = Some(Arc::new(text));
+            *b = Some(published);
         }
         if let Ok(mut r) = self.refresh.lock() {
             r.refreshes += 1;
@@ -176,11 +212,47 @@ impl ServiceState {
     pub fn metrics_text(&self) -> Result<String> {
         let own = crate::encode(&self.own_registry()?)?;
         let business = self.business.read().ok().and_then(|b| b.clone());
-        let mut out = String::with_capacity(business.as_ref().map_or(0, |b| b.len()) + own.len());
+        let mut out =
+            String::with_capacity(business.as_ref().map_or(0, |b| b.text.len()) + own.len());
         if let Some(b) = business {
-            out.push_str(&b);
+            out.push_str(&b.text);
         }
         out.push_str(&own);
+        Ok(out)
+    }
+
+    /// The `/metrics` body as gzip: the business text deflated at publication, the own
+    /// metrics deflated now, one gzip member around both (RFC 1952).
+    ///
+    /// # Errors
+    /// Only on a bug (a metric that cannot be registered, or deflate failing on memory).
+    pub fn metrics_gzip(&self) -> Result<Vec<u8>> {
+        let own = crate::encode(&self.own_registry()?)?;
+        let business = self.business.read().ok().and_then(|b| b.clone());
+        let (deflated, crc, len) = match &business {
+            Some(b) if !b.deflated.is_empty() || b.text.is_empty() => {
+                (b.deflated.as_slice(), b.crc, b.text.len())
+            }
+            _ => {
+                let text = business.as_ref().map_or("", |b| b.text.as_str());
+                return gzip_all(&[text, &own]);
+            }
+        };
+        let mut tail = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        tail.write_all(own.as_bytes())
+            .map_err(|e| crate::Error::Compress(e.to_string()))?;
+        let tail = tail
+            .finish()
+            .map_err(|e| crate::Error::Compress(e.to_string()))?;
+        let crc = zlib_rs::crc32::crc32(crc, own.as_bytes());
+        // ISIZE: the length modulo 2^32.
+        let len = (len + own.len()) as u32;
+        let mut out = Vec::with_capacity(GZIP_HEADER.len() + deflated.len() + tail.len() + 8);
+        out.extend_from_slice(&GZIP_HEADER);
+        out.extend_from_slice(deflated);
+        out.extend_from_slice(&tail);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
         Ok(out)
     }
 
@@ -346,9 +418,59 @@ fn unix_seconds(t: DateTime<Utc>) -> f64 {
     t.timestamp_micros() as f64 / 1e6
 }
 
+/// A gzip header: deflate, no name, no time, unknown OS.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+
+/// `parts` one after the other, gzipped.
+fn gzip_all(parts: &[&str]) -> Result<Vec<u8>> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for p in parts {
+        gz.write_all(p.as_bytes())
+            .map_err(|e| crate::Error::Compress(e.to_string()))?;
+    }
+    gz.finish()
+        .map_err(|e| crate::Error::Compress(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The gzip body is one member (a single-member reader reads it all, checking CRC and
+    /// length) holding the business text, then the own metrics; before the first snapshot
+    /// too.
+    #[test]
+    fn the_gzip_body_is_the_plain_body_compressed() {
+        use std::io::Read as _;
+        let gunzip = |body: Vec<u8>| {
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(body.as_slice())
+                .read_to_string(&mut text)
+                .unwrap();
+            text
+        };
+        let state = ServiceState::new(Role::Serve, None);
+        assert!(gunzip(state.metrics_gzip().unwrap()).contains("buildcost_refreshes_total 0"));
+        let business: String = (0..20_000)
+            .map(|i| {
+                format!(
+                    "buildcost_team_cost_euros{{team=\"t{i}\"}} {}\n",
+                    i as f64 / 7.0
+                )
+            })
+            .collect();
+        state.publish(business.clone(), Utc::now(), Duration::from_millis(1));
+        let body = state.metrics_gzip().unwrap();
+        assert!(
+            body.len() * 4 < business.len(),
+            "compressed: {} bytes",
+            body.len()
+        );
+        let text = gunzip(body);
+        assert!(text.starts_with(&business));
+        assert!(text[business.len()..].contains("buildcost_refreshes_total 1"));
+        assert_eq!(text.len(), state.metrics_text().unwrap().len());
+    }
 
     #[test]
     fn a_serve_role_is_not_ready_before_its_first_snapshot_and_serves_it_after() {

@@ -31,6 +31,11 @@ pub struct Args {
     /// Instant at which `teams` and `baseline` are evaluated (RFC 3339). Default: now.
     #[arg(long, value_parser = super::parse_instant)]
     pub at: Option<DateTime<Utc>>,
+    /// Threads the query runs on. Default: the CPU cores. With more than one, a sum over
+    /// many rows may differ from run to run in its last bits (the order of additions
+    /// changes); 1 gives the same figures to the last bit every time, as the gauges do.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub partitions: Option<u16>,
 }
 
 /// Runs `buildcost query`.
@@ -48,7 +53,11 @@ pub fn run(config_path: Option<&Path>, args: Args) -> Result<()> {
         Format::Json => OutputFormat::Json,
     };
     let text = super::runtime()?.block_on(async {
-        let ctx = BuildcostContext::open(&store, &settings, at).await?;
+        let partitions = args.partitions.map_or_else(
+            || std::thread::available_parallelism().map_or(1, usize::from),
+            usize::from,
+        );
+        let ctx = BuildcostContext::open_parallel(&store, &settings, at, partitions).await?;
         let batches = ctx.sql(&args.sql).await?;
         anyhow::Ok(render(&batches, format)?)
     })?;
