@@ -3,13 +3,23 @@
 -- Parameters: none. Tables: `raw_builds` (the Parquet store), `runner_prices` (one row per
 -- configured runner class, every key already filled from [pricing.default]) and
 -- `default_price` (the one [pricing.default] row).
-WITH distinct_builds AS (
+WITH copies AS (
+    -- Event ids stored more than once (a replay raced another ingester): rare, so the
+    -- de-duplication below sorts only their rows, not the whole store.
+    SELECT event_id FROM raw_builds GROUP BY event_id HAVING COUNT(*) > 1
+),
+distinct_builds AS (
     -- The same event_id is the same build: keep its first stored copy only.
+    SELECT r.*, CAST(1 AS BIGINT UNSIGNED) AS copy_no
+    FROM raw_builds r
+    WHERE NOT EXISTS (SELECT 1 FROM copies c WHERE c.event_id = r.event_id)
+    UNION ALL
     SELECT *
     FROM (
         SELECT r.*,
                ROW_NUMBER() OVER (PARTITION BY r.event_id ORDER BY r.ingested_at, r.finished_at) AS copy_no
         FROM raw_builds r
+        WHERE EXISTS (SELECT 1 FROM copies c WHERE c.event_id = r.event_id)
     )
     WHERE copy_no = 1
 ),

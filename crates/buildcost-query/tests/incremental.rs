@@ -59,7 +59,7 @@ fn generated(days: u32, per_day: u32) -> Vec<String> {
 }
 
 fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+    a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
 fn same_window(what: &str, a: &WindowFigures, b: &WindowFigures) {
@@ -288,5 +288,86 @@ async fn the_incremental_refresh_equals_the_full_computation_with_every_setting(
     assert!(
         !inc.last_work().history_rescanned,
         "moving forward needs no rescan"
+    );
+}
+
+/// Two ingesters that raced on one event (each loaded the index before the other wrote) store
+/// two copies; every computation keeps the first stored copy only, with its own cost.
+#[tokio::test]
+async fn a_build_stored_twice_counts_once_with_its_first_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    ingest(&store, &generated(3, 50), "history");
+    let decoder = || {
+        Decoder::new(
+            65536,
+            Pseudonymiser::new(b"k").unwrap(),
+            Classifier::builtin().unwrap(),
+        )
+    };
+    let first = Ingestor::new(decoder(), &store, store.load_index().unwrap(), "first");
+    let second = Ingestor::new(decoder(), &store, store.load_index().unwrap(), "second");
+    let finished = end() - Duration::hours(30);
+    let copy = |minutes: i64| {
+        json!({
+            "schema_version": 1, "event_id": "raced", "source": "jenkins", "build_id": "9",
+            "pipeline": "p", "repository": "r", "commit": "c", "team": "racers",
+            "runner_class": "small", "status": "failure",
+            "started_at": (finished - Duration::minutes(minutes)).to_rfc3339(),
+            "finished_at": finished.to_rfc3339(),
+        })
+        .to_string()
+    };
+    // The second copy is ingested a minute later (ingested_at orders the copies).
+    for (mut ingestor, minutes, later) in [(first, 60, 0), (second, 600, 1)] {
+        let mut dead = MemoryDeadLetters::default();
+        let line = copy(minutes);
+        ingest_ndjson(
+            &mut line.as_bytes(),
+            "race",
+            &mut ingestor,
+            &mut dead,
+            end() + Duration::minutes(later),
+            &mut |_| {},
+        )
+        .unwrap();
+        ingestor.finish(&mut dead).unwrap();
+    }
+    let settings = QuerySettings::default();
+    let at = end();
+    let ctx = BuildcostContext::open(&store, &settings, at).await.unwrap();
+    let count = |sql: &str| {
+        let ctx = &ctx;
+        let sql = sql.to_owned();
+        async move {
+            let batches = ctx.sql(&sql).await.unwrap();
+            buildcost_query::integer_value(&batches[0], "n", 0).unwrap()
+        }
+    };
+    assert_eq!(
+        count("SELECT COUNT(*) AS n FROM raw_builds WHERE event_id = 'raced'").await,
+        2,
+        "both copies are stored"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) AS n FROM builds WHERE event_id = 'raced'").await,
+        1
+    );
+    let batches = ctx
+        .sql("SELECT duration_s FROM builds WHERE event_id = 'raced'")
+        .await
+        .unwrap();
+    let duration = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::Float64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(duration, 3600.0, "the first stored copy");
+    // The rolled-up days de-duplicate the same way (the check compares every figure).
+    let s = check(&mut Incremental::new(), &store, &settings, at).await;
+    assert_eq!(
+        s.org.windows["7d"].status_builds(buildcost_model::Status::Failure),
+        count("SELECT COUNT(*) AS n FROM builds WHERE status = 'failure' AND finished_at >= arrow_cast('2026-10-26T00:00:00Z', 'Timestamp(µs, \"UTC\")')").await
     );
 }
