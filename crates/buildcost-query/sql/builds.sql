@@ -9,17 +9,16 @@ WITH copies AS (
     SELECT event_id FROM raw_builds GROUP BY event_id HAVING COUNT(*) > 1
 ),
 distinct_builds AS (
-    -- The same event_id is the same build: keep its first stored copy only.
+    -- The same event_id is the same build: keep its first stored copy only. `copies` is
+    -- written first in each join so that it is the side held in memory.
     SELECT r.*, CAST(1 AS BIGINT UNSIGNED) AS copy_no
-    FROM raw_builds r
-    WHERE NOT EXISTS (SELECT 1 FROM copies c WHERE c.event_id = r.event_id)
+    FROM copies c RIGHT ANTI JOIN raw_builds r ON c.event_id = r.event_id
     UNION ALL
     SELECT *
     FROM (
         SELECT r.*,
                ROW_NUMBER() OVER (PARTITION BY r.event_id ORDER BY r.ingested_at, r.finished_at) AS copy_no
-        FROM raw_builds r
-        WHERE EXISTS (SELECT 1 FROM copies c WHERE c.event_id = r.event_id)
+        FROM copies c RIGHT SEMI JOIN raw_builds r ON c.event_id = r.event_id
     )
     WHERE copy_no = 1
 ),
