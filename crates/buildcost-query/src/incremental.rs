@@ -22,7 +22,7 @@
 //! different days (only possible when a re-sent event's `finished_at` was changed and two
 //! ingesters raced on it) count once per day.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use buildcost_store::Store;
@@ -70,6 +70,11 @@ pub struct Incremental {
     names: Names,
     /// The open day's files as read.
     open_files: FileCache,
+    /// Whether an earlier day has each success key of the open day: looked up once per key
+    /// (a binary search in a year of keys costs microseconds), kept while the earlier days'
+    /// keys stay the same.
+    open_seen: HashMap<u64, bool>,
+    open_seen_day: Option<NaiveDate>,
     last: RefreshWork,
 }
 
@@ -197,6 +202,10 @@ impl Incremental {
         }
 
         // The open day, every time.
+        if work.days_classified > 0 || work.history_rescanned || self.open_seen_day != Some(open) {
+            self.open_seen.clear();
+            self.open_seen_day = Some(open);
+        }
         let files = by_day.get(&open).map_or(&[][..], Vec::as_slice);
         let today = self.classify(files, &prices, open, true)?;
         let empty = Totals::default();
@@ -231,9 +240,20 @@ impl Incremental {
         let earlier: Vec<&[u64]> = std::iter::once(self.older.as_slice())
             .chain(self.days.range(..day).map(|(_, d)| d.keys.as_slice()))
             .collect();
-        let seen_before = |h: u64| earlier.iter().any(|k| k.binary_search(&h).is_ok());
-        let cache = open.then_some(&mut self.open_files);
-        rollup::classify_day(files, &mut self.names, prices, seen_before, cache)
+        let look_up = |h: u64| earlier.iter().any(|k| k.binary_search(&h).is_ok());
+        if open {
+            let seen = &mut self.open_seen;
+            let seen_before = |h: u64| *seen.entry(h).or_insert_with(|| look_up(h));
+            rollup::classify_day(
+                files,
+                &mut self.names,
+                prices,
+                seen_before,
+                Some(&mut self.open_files),
+            )
+        } else {
+            rollup::classify_day(files, &mut self.names, prices, look_up, None)
+        }
     }
 }
 

@@ -227,7 +227,7 @@ pub(crate) fn classify_day(
     files: &[PathBuf],
     names: &mut Names,
     prices: &Prices,
-    seen_before: impl Fn(u64) -> bool,
+    mut seen_before: impl FnMut(u64) -> bool,
     mut cache: Option<&mut FileCache>,
 ) -> Result<ClassifiedDay> {
     let mut stored: Vec<Stored> = Vec::new();

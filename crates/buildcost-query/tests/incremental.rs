@@ -170,6 +170,53 @@ async fn the_incremental_refresh_equals_the_full_computation() {
     );
     assert!(!inc.last_work().history_rescanned);
 
+    // The same for a first success of the open day (whose look-ups into the earlier days'
+    // keys are kept between refreshes): a late success of its key on a closed day makes it
+    // a duplicate at the next refresh.
+    let noon = t0 + Duration::days(1) + Duration::hours(7);
+    let before = check(&mut inc, &store, &settings, noon).await;
+    let probe = BuildcostContext::open(&store, &settings, noon)
+        .await
+        .unwrap();
+    let open_start = noon.date_naive().and_time(chrono::NaiveTime::MIN).and_utc();
+    let rows = probe
+        .sql(&format!(
+            "SELECT repository, pipeline, commit, team, product, runner_class FROM builds \
+             WHERE status = 'success' AND waste_class = 'none' AND commit IS NOT NULL \
+             AND finished_at >= arrow_cast('{}', 'Timestamp(µs, \"UTC\")') \
+             AND finished_at < arrow_cast('{}', 'Timestamp(µs, \"UTC\")') ORDER BY event_id LIMIT 1",
+            open_start.to_rfc3339(),
+            noon.to_rfc3339()
+        ))
+        .await
+        .unwrap();
+    let value = |name: &str| {
+        use arrow::array::AsArray;
+        rows[0]
+            .column_by_name(name)
+            .unwrap()
+            .as_string::<i32>()
+            .value(0)
+            .to_owned()
+    };
+    let finished = open_start - Duration::days(3);
+    let late = json!({
+        "schema_version": 1, "event_id": "late-for-the-open-day", "source": "jenkins",
+        "build_id": "3", "pipeline": value("pipeline"), "repository": value("repository"),
+        "commit": value("commit"), "team": value("team"), "product": value("product"),
+        "runner_class": value("runner_class"),
+        "started_at": (finished - Duration::minutes(10)).to_rfc3339(),
+        "finished_at": finished.to_rfc3339(), "status": "success",
+    });
+    ingest(&store, &[late.to_string()], "late-open");
+    let after = check(&mut inc, &store, &settings, noon).await;
+    let dup = |s: &Snapshot| s.org.windows["7d"].waste_builds(WasteClass::Duplicate);
+    assert_eq!(
+        dup(&after),
+        dup(&before) + 1,
+        "the open day's success is now a duplicate"
+    );
+
     // A late success in a closed day of the window, earlier than a later day's first success
     // of the same key: that later build becomes a duplicate, in both computations.
     let at = end();
