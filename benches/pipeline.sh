@@ -8,10 +8,11 @@
 #       its buildcost_refresh_duration_seconds says) over that year and over 30 days, a /metrics
 #       scrape, and a week-by-team cost query against DuckDB running equivalent SQL over the
 #       same Parquet files (the results are compared too);
-#   (d) record the peak RSS of each (GNU time).
+#   (d) record the peak RSS of each (GNU time), and of `buildcost run` at steady state: the
+#       Kafka step's store and topic, a trickle of new events, refreshes every second.
 # It prints each figure and the ratios and writes them to $OUT (JSON).
 #
-# Needs: tansu, python3 with duckdb, GNU time (/usr/bin/time). Full size needs about 15 GB of
+# Needs: tansu, python3 with duckdb and confluent-kafka, curl, GNU time (/usr/bin/time). Full size needs about 15 GB of
 # disk under $WORK and an hour on 2 cores; scale it down with the variables below, e.g.
 #   EVENTS=300000 YEAR_DAYS=30 benches/pipeline.sh
 set -euo pipefail
@@ -190,13 +191,22 @@ while time.time() < deadline and len(durations) < 8:
     time.sleep(0.05)
 if len(durations) < 3:
     sys.exit("serve did not refresh three times")
-gz = [scrape_gzip() for _ in range(20)]
-plain = [metrics()[1] for _ in range(20)]
+gz = [scrape_gzip() for _ in range(5)]
 assert gz[-1][2] > 0.9 * size, (gz[-1], size)
+import subprocess
+def curl(*headers):
+    # The response time as curl measures it (connect to last byte, nothing decoded): what the
+    # server costs, without a Python client's own time.
+    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{time_total}", *headers,
+                          f"http://{addr}/metrics"], capture_output=True, text=True, check=True)
+    return float(out.stdout)
+plain = [curl() for _ in range(30)]
+gzipped = [curl("-H", "Accept-Encoding: gzip") for _ in range(30)]
 json.dump({"first_refresh_s": durations[0], "warm_refresh_s": statistics.median(durations[2:]),
            "warm_refreshes": durations[2:], "metrics_bytes": size, "metrics_gzip_bytes": gz[-1][1],
            "scrape_ms_median": 1000 * statistics.median(plain),
-           "scrape_gzip_ms_median": 1000 * statistics.median(g[0] for g in gz)}, open(out, "w"))
+           "scrape_gzip_ms_median": 1000 * statistics.median(gzipped),
+           "scrape_python_gzip_ms_median": 1000 * statistics.median(g[0] for g in gz)}, open(out, "w"))
 PY
   kill -TERM "$(pgrep -P "$timed")"
   wait "$timed" || true
@@ -212,6 +222,61 @@ rm -f "$WORK/month.ndjson"
 say "(c) the service's refresh over 30 days and over the year (buildcost serve)"
 serve_refresh "$WORK/month.toml" serve-month
 serve_refresh "$WORK/year.toml" serve-year
+
+say "(d) buildcost run at steady state (the Kafka store, evaluated at $SERVE_AT)"
+RPORT=$(free_port)
+/usr/bin/time -v -o "$WORK/run.time" "$BIN/buildcost" --config "$WORK/kafka.toml" run \
+  --listen "127.0.0.1:$RPORT" --at "$SERVE_AT" >/dev/null 2>"$WORK/run.log" &
+TIMED=$!
+PIDS+=($TIMED)
+python3 - "127.0.0.1:$RPORT" "$WORK/run.json" "$TIMED" "$BIN/buildcost" "$WORK/kafka.toml" "$TEAMS" "$END" <<'PY'
+import json, statistics, subprocess, sys, time, urllib.request
+addr, out, timed, binary, config, teams, end = sys.argv[1:8]
+def status():
+    pid = subprocess.run(["pgrep", "-P", timed], capture_output=True, text=True).stdout.split()[0]
+    fields = dict(l.split(":", 1) for l in open(f"/proc/{pid}/status") if ":" in l)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+def metrics():
+    text = urllib.request.urlopen(f"http://{addr}/metrics", timeout=30).read().decode()
+    v = {}
+    for line in text.splitlines():
+        if line.startswith(("buildcost_refreshes_total ", "buildcost_refresh_duration_seconds ",
+                            "buildcost_events_accepted_total ")):
+            name, value = line.split()
+            v[name] = float(value)
+    return v
+def wait(refreshes, accepted=0):
+    deadline = time.time() + 1800
+    while time.time() < deadline:
+        try:
+            v = metrics()
+            if v.get("buildcost_refreshes_total", 0) >= refreshes and v.get("buildcost_events_accepted_total", 0) >= accepted:
+                return v
+        except OSError:
+            pass
+        time.sleep(0.2)
+    sys.exit("run did not reach its steady state")
+wait(3)
+rss_before, _ = status()
+# A trickle: 6,000 new builds of the last day, produced while the service runs.
+subprocess.run([binary, "--config", config, "generate", "--kafka", "--days", "1", "--builds-per-day", "6000",
+                "--teams", teams, "--end", end, "--seed", "99"], check=True, capture_output=True)
+v = wait(3)
+base = v["buildcost_refreshes_total"]
+v = wait(base + 8, 6000)
+samples, durations, seen = [], [], base + 8
+for _ in range(10):
+    v = wait(seen + 1)
+    seen = v["buildcost_refreshes_total"]
+    durations.append(v["buildcost_refresh_duration_seconds"])
+    samples.append(status()[0])
+rss, peak = status()
+json.dump({"steady_rss_mb": statistics.median(samples), "rss_before_trickle_mb": rss_before, "peak_rss_mb": peak,
+           "warm_refresh_s": statistics.median(durations), "accepted": v["buildcost_events_accepted_total"]},
+          open(out, "w"))
+PY
+kill -TERM "$(pgrep -P "$TIMED")"
+wait "$TIMED" || true
 
 say "(c) week-by-team cost: buildcost query and DuckDB"
 /usr/bin/time -v -o "$WORK/query.time" "$BIN/buildcost" --config "$WORK/year.toml" query \
@@ -243,6 +308,7 @@ backfill_s, backfill_rss = t("backfill")
 _, serve_year_rss = t("serve-year"); _, serve_month_rss = t("serve-month")
 year = json.load(open(f"{work}/serve-year.json")); month = json.load(open(f"{work}/serve-month.json"))
 query_s, query_rss = t("query"); duck_s, duck_rss = t("duckdb")
+run = json.load(open(f"{work}/run.json"))
 duck_inner = json.load(open(f"{work}/duckdb.json"))["seconds"]
 backfill = json.loads(open(f"{work}/backfill.json").read().strip().splitlines()[-1])
 kafka_n, kafka_s = $N, $INGEST_KAFKA_S
@@ -263,12 +329,16 @@ r = {
                 "serve_year_peak_rss_mb": serve_year_rss, "serve_30d_peak_rss_mb": serve_month_rss,
                 "metrics_scrape_ms_median": year["scrape_ms_median"], "metrics_bytes": year["metrics_bytes"],
                 "metrics_scrape_gzip_ms_median": year["scrape_gzip_ms_median"],
+                "metrics_scrape_python_gzip_ms_median": year["scrape_python_gzip_ms_median"],
                 "metrics_gzip_bytes": year["metrics_gzip_bytes"],
                 "week_by_team_buildcost_s": query_s, "week_by_team_buildcost_peak_rss_mb": query_rss,
                 "week_by_team_duckdb_process_s": duck_s, "week_by_team_duckdb_query_s": duck_inner,
                 "week_by_team_duckdb_peak_rss_mb": duck_rss,
                 "ratio_buildcost_to_duckdb_process": query_s / duck_s,
                 "results_equal": same, "week_team_rows": len(ours)},
+  "d_run_steady_state": {"history_days": $DAYS, "steady_rss_mb": run["steady_rss_mb"],
+                         "peak_rss_mb": run["peak_rss_mb"], "warm_refresh_s": run["warm_refresh_s"],
+                         "events_accepted": run["accepted"]},
 }
 json.dump(r, open(out, "w"), indent=2)
 for section, figures in r.items():
