@@ -1,14 +1,13 @@
 -- View `builds`: one row per distinct build, priced and given its waste class.
 --
 -- Parameters: none. Tables: `raw_builds` (the Parquet store), `runner_prices` (one row per
--- configured runner class, every key already filled from [pricing.default]) and
--- `default_price` (the one [pricing.default] row).
-WITH copies AS (
-    -- Event ids stored more than once (a replay raced another ingester): rare, so the
-    -- de-duplication below sorts only their rows, not the whole store.
-    SELECT event_id FROM raw_builds GROUP BY event_id HAVING COUNT(*) > 1
-),
-distinct_builds AS (
+-- configured runner class, every key already filled from [pricing.default]),
+-- `default_price` (the one [pricing.default] row) and `copies`: the event ids stored more than
+-- once (a replay raced another ingester), which is
+--     SELECT event_id FROM raw_builds GROUP BY event_id HAVING COUNT(*) > 1
+-- computed once per session (the view reads it twice). Copies are rare, so the
+-- de-duplication below sorts only their rows, not the whole store.
+WITH distinct_builds AS (
     -- The same event_id is the same build: keep its first stored copy only. `copies` is
     -- written first in each join so that it is the side held in memory.
     SELECT r.*, CAST(1 AS BIGINT UNSIGNED) AS copy_no

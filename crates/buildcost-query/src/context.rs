@@ -4,14 +4,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, UInt32Array};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use buildcost_store::Store;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use datafusion::catalog::Session;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::datasource::{MemTable, TableProvider};
+use datafusion::datasource::{MemTable, TableProvider, TableType};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::settings::QuerySettings;
@@ -122,32 +125,6 @@ impl BuildcostContext {
         Self::assemble_with(settings, at, Builds::Raw(raw), partitions).await
     }
 
-    /// A session like [`BuildcostContext::open`] whose `raw_builds` is only `files` (one
-    /// day's, for the incremental refresh).
-    ///
-    /// # Errors
-    /// A view does not plan.
-    pub async fn over_files(
-        files: &[std::path::PathBuf],
-        settings: &QuerySettings,
-        at: DateTime<Utc>,
-    ) -> Result<Self> {
-        Self::assemble(settings, at, Builds::Raw(raw_files(files)?)).await
-    }
-
-    /// A session over `builds` rows already priced and classified (`table`, with at least
-    /// the [`crate::SNAPSHOT_COLUMNS`]), with `teams` and `baseline` at `at`.
-    ///
-    /// # Errors
-    /// A view does not plan.
-    pub async fn over_builds(
-        table: Arc<MemTable>,
-        settings: &QuerySettings,
-        at: DateTime<Utc>,
-    ) -> Result<Self> {
-        Self::assemble(settings, at, Builds::Materialized(table)).await
-    }
-
     /// A context whose `builds` is computed once, over the whole store (waste classes such
     /// as `duplicate` depend on earlier builds), kept in memory for `finished_at` in
     /// `[from, to)` only, and shared by every context [`BuildcostContext::at_instant`] makes
@@ -215,6 +192,14 @@ impl BuildcostContext {
         };
         match builds {
             Builds::Raw(raw) => {
+                this.ctx.register_table(
+                    "copies",
+                    Arc::new(Copies {
+                        raw: raw.clone(),
+                        partitions,
+                        ids: tokio::sync::OnceCell::new(),
+                    }),
+                )?;
                 this.ctx.register_table("raw_builds", raw)?;
                 this.create_view("builds", BUILDS_SQL).await?;
             }
@@ -303,6 +288,61 @@ fn new_session(partitions: usize) -> SessionContext {
         .with_target_partitions(partitions.max(1))
         .with_information_schema(true);
     SessionContext::new_with_config(config)
+}
+
+/// `copies`: the event ids stored more than once (two ingesters that raced on a re-sent
+/// event), for the `builds` view's de-duplication. Computed by the first query that plans a
+/// scan of it (one aggregation over every stored id) and kept for the session, so a query
+/// reading `builds` several times computes it once; a query that never reads `builds` never
+/// computes it. Its exact size then lets the joins hold it in memory, not the store.
+#[derive(Debug)]
+struct Copies {
+    raw: Arc<dyn TableProvider>,
+    partitions: usize,
+    ids: tokio::sync::OnceCell<Arc<MemTable>>,
+}
+
+fn copies_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(
+        "event_id",
+        DataType::Utf8,
+        false,
+    )]))
+}
+
+#[async_trait::async_trait]
+impl TableProvider for Copies {
+    fn schema(&self) -> SchemaRef {
+        copies_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let table = self
+            .ids
+            .get_or_try_init::<datafusion::error::DataFusionError, _, _>(|| async {
+                let ctx = new_session(self.partitions);
+                ctx.register_table("raw_builds", self.raw.clone())?;
+                let batches = ctx
+                    .sql("SELECT event_id FROM raw_builds GROUP BY event_id HAVING COUNT(*) > 1")
+                    .await?
+                    .collect()
+                    .await?;
+                let table = MemTable::try_new(copies_schema(), vec![batches])?;
+                Ok(Arc::new(table))
+            })
+            .await?;
+        table.scan(state, projection, filters, limit).await
+    }
 }
 
 /// Where `builds` comes from.
