@@ -9,7 +9,8 @@
 #       scrape, and a week-by-team cost query against DuckDB running equivalent SQL over the
 #       same Parquet files (the results are compared too);
 #   (d) record the peak RSS of each (GNU time), and of `buildcost run` at steady state: the
-#       Kafka step's store and topic, a trickle of new events, refreshes every second.
+#       Kafka step's store and topic, a trickle of new events, refreshes every second; then
+#       the same on the year's store (nothing new to consume).
 # It prints each figure and the ratios and writes them to $OUT (JSON).
 #
 # Needs: tansu, python3 with duckdb and confluent-kafka, curl, GNU time (/usr/bin/time). Full size needs about 15 GB of
@@ -278,6 +279,45 @@ PY
 kill -TERM "$(pgrep -P "$TIMED")"
 wait "$TIMED" || true
 
+say "(d) buildcost run with a year of history (the year's store, nothing new on the topic)"
+RPORT=$(free_port)
+/usr/bin/time -v -o "$WORK/run-year.time" "$BIN/buildcost" --config "$WORK/year.toml" run \
+  --listen "127.0.0.1:$RPORT" --at "$SERVE_AT" >/dev/null 2>"$WORK/run-year.log" &
+TIMED=$!
+PIDS+=($TIMED)
+python3 - "127.0.0.1:$RPORT" "$WORK/run-year.json" "$TIMED" <<'PY'
+import json, statistics, subprocess, sys, time, urllib.request
+addr, out, timed = sys.argv[1:4]
+def status():
+    pid = subprocess.run(["pgrep", "-P", timed], capture_output=True, text=True).stdout.split()[0]
+    fields = dict(l.split(":", 1) for l in open(f"/proc/{pid}/status") if ":" in l)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+def refreshes():
+    text = urllib.request.urlopen(f"http://{addr}/metrics", timeout=30).read().decode()
+    v = {l.split()[0]: float(l.split()[1]) for l in text.splitlines()
+         if l.startswith(("buildcost_refreshes_total ", "buildcost_refresh_duration_seconds "))}
+    return v.get("buildcost_refreshes_total", 0), v.get("buildcost_refresh_duration_seconds", 0)
+deadline, samples, durations, seen = time.time() + 1800, [], [], 0
+while time.time() < deadline and len(samples) < 10:
+    try:
+        n, d = refreshes()
+    except OSError:
+        time.sleep(0.2)
+        continue
+    if n > seen:
+        seen = n
+        if n > 3:
+            samples.append(status()[0])
+            durations.append(d)
+    time.sleep(0.1)
+if len(samples) < 10:
+    sys.exit("run did not refresh")
+json.dump({"steady_rss_mb": statistics.median(samples), "peak_rss_mb": status()[1],
+           "warm_refresh_s": statistics.median(durations)}, open(out, "w"))
+PY
+kill -TERM "$(pgrep -P "$TIMED")"
+wait "$TIMED" || true
+
 say "(c) week-by-team cost: buildcost query and DuckDB"
 /usr/bin/time -v -o "$WORK/query.time" "$BIN/buildcost" --config "$WORK/year.toml" query \
   "SELECT team, date_trunc('week', finished_at) AS week, SUM(cost_eur) AS eur FROM builds GROUP BY 1, 2 ORDER BY 1, 2" \
@@ -308,7 +348,7 @@ backfill_s, backfill_rss = t("backfill")
 _, serve_year_rss = t("serve-year"); _, serve_month_rss = t("serve-month")
 year = json.load(open(f"{work}/serve-year.json")); month = json.load(open(f"{work}/serve-month.json"))
 query_s, query_rss = t("query"); duck_s, duck_rss = t("duckdb")
-run = json.load(open(f"{work}/run.json"))
+run = json.load(open(f"{work}/run.json")); run_year = json.load(open(f"{work}/run-year.json"))
 duck_inner = json.load(open(f"{work}/duckdb.json"))["seconds"]
 backfill = json.loads(open(f"{work}/backfill.json").read().strip().splitlines()[-1])
 kafka_n, kafka_s = $N, $INGEST_KAFKA_S
@@ -338,7 +378,10 @@ r = {
                 "results_equal": same, "week_team_rows": len(ours)},
   "d_run_steady_state": {"history_days": $DAYS, "steady_rss_mb": run["steady_rss_mb"],
                          "peak_rss_mb": run["peak_rss_mb"], "warm_refresh_s": run["warm_refresh_s"],
-                         "events_accepted": run["accepted"]},
+                         "events_accepted": run["accepted"],
+                         "year_history_steady_rss_mb": run_year["steady_rss_mb"],
+                         "year_history_peak_rss_mb": run_year["peak_rss_mb"],
+                         "year_history_warm_refresh_s": run_year["warm_refresh_s"]},
 }
 json.dump(r, open(out, "w"), indent=2)
 for section, figures in r.items():
