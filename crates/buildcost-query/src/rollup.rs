@@ -17,17 +17,15 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{
-    Array, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
-};
-use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray};
+use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use buildcost_model::config::{PriceDefaults, PricingConfig};
 use buildcost_model::{Status, WasteClass};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::ProjectionMask;
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 
+use crate::snapshot::{floats, strings, typed};
 use crate::{Error, Result};
 
 /// The stored columns a day's classification reads.
@@ -318,11 +316,7 @@ pub(crate) fn success_keys(files: &[PathBuf]) -> Result<Vec<u64>> {
             path,
             &["status", "repository", "pipeline", "commit"],
             &mut |b| {
-                let text = |name: &str| -> Result<&StringArray> {
-                    b.column_by_name(name)
-                        .and_then(|c| c.as_string_opt::<i32>())
-                        .ok_or_else(|| Error::Shape(format!("`{name}` is not a string column")))
-                };
+                let text = |name: &str| strings(b, name);
                 let (status, repository, pipeline, commit) = (
                     text("status")?,
                     text("repository")?,
@@ -425,31 +419,15 @@ fn read_batch(
     prices: &Prices,
     f: &mut dyn FnMut(u128, Stored),
 ) -> Result<()> {
-    let text = |name: &str| -> Result<&StringArray> {
-        b.column_by_name(name)
-            .and_then(|c| c.as_string_opt::<i32>())
-            .ok_or_else(|| Error::Shape(format!("`{name}` is not a string column")))
+    let text = |name: &str| strings(b, name);
+    let float = |name: &str| floats(b, name);
+    let time = |name: &str| {
+        typed(b, name, "timestamp", |c| {
+            c.as_primitive_opt::<TimestampMicrosecondType>()
+        })
     };
-    let time = |name: &str| -> Result<&TimestampMicrosecondArray> {
-        b.column_by_name(name)
-            .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
-            .ok_or_else(|| Error::Shape(format!("`{name}` is not a timestamp column")))
-    };
-    let float = |name: &str| -> Result<&Float64Array> {
-        b.column_by_name(name)
-            .and_then(|c| c.as_primitive_opt::<Float64Type>())
-            .ok_or_else(|| Error::Shape(format!("`{name}` is not a DOUBLE column")))
-    };
-    let int = |name: &str| -> Result<&Int64Array> {
-        b.column_by_name(name)
-            .and_then(|c| c.as_primitive_opt::<Int64Type>())
-            .ok_or_else(|| Error::Shape(format!("`{name}` is not a BIGINT column")))
-    };
-    let flag = |name: &str| -> Result<&BooleanArray> {
-        b.column_by_name(name)
-            .and_then(|c| c.as_boolean_opt())
-            .ok_or_else(|| Error::Shape(format!("`{name}` is not a BOOLEAN column")))
-    };
+    let int = |name: &str| typed(b, name, "BIGINT", |c| c.as_primitive_opt::<Int64Type>());
+    let flag = |name: &str| typed(b, name, "BOOLEAN", |c| c.as_boolean_opt());
     let (event_id, team, product, author) = (
         text("event_id")?,
         text("team")?,

@@ -340,20 +340,34 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a dyn Array> {
         .ok_or_else(|| Error::Shape(format!("no column `{name}`")))
 }
 
+/// Column `name` of `batch` as the array type `cast` gives, or an error naming the column
+/// and the SQL type (`kind`) it should have had.
+pub(crate) fn typed<'a, T: ?Sized>(
+    batch: &'a RecordBatch,
+    name: &str,
+    kind: &str,
+    cast: impl FnOnce(&'a dyn Array) -> Option<&'a T>,
+) -> Result<&'a T> {
+    cast(column(batch, name)?)
+        .ok_or_else(|| Error::Shape(format!("`{name}` is not a {kind} column")))
+}
+
 /// A string column of `batch`, by name.
 pub(crate) fn strings<'a>(
     batch: &'a RecordBatch,
     name: &str,
 ) -> Result<&'a arrow::array::StringArray> {
-    column(batch, name)?
-        .as_string_opt::<i32>()
-        .ok_or_else(|| Error::Shape(format!("`{name}` is not a string column")))
+    typed(batch, name, "string", |c| c.as_string_opt::<i32>())
 }
 
-fn floats<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a arrow::array::Float64Array> {
-    column(batch, name)?
-        .as_primitive_opt::<Float64Type>()
-        .ok_or_else(|| Error::Shape(format!("`{name}` is not a DOUBLE column")))
+/// A DOUBLE column of `batch`, by name.
+pub(crate) fn floats<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+) -> Result<&'a arrow::array::Float64Array> {
+    typed(batch, name, "DOUBLE", |c| {
+        c.as_primitive_opt::<Float64Type>()
+    })
 }
 
 /// Row `row` of an integer column (`BIGINT` or `BIGINT UNSIGNED`, as `COUNT` and `SUM` give
