@@ -117,6 +117,48 @@ fn same_team(a: &TeamFigures, b: &TeamFigures) {
     }
 }
 
+/// A success event `event_id`, finished at `finished`, of the same (repository, pipeline,
+/// commit) and team as the first-ranked success (waste class `none`) that finished in `window`.
+async fn rerun_of_a_first_success(
+    store: &Store,
+    settings: &QuerySettings,
+    window: (DateTime<Utc>, DateTime<Utc>),
+    event_id: &str,
+    finished: DateTime<Utc>,
+) -> serde_json::Value {
+    let probe = BuildcostContext::open(store, settings, window.1)
+        .await
+        .unwrap();
+    let rows = probe
+        .sql(&format!(
+            "SELECT repository, pipeline, commit, team, product, runner_class FROM builds \
+             WHERE status = 'success' AND waste_class = 'none' AND commit IS NOT NULL \
+             AND finished_at >= arrow_cast('{}', 'Timestamp(µs, \"UTC\")') \
+             AND finished_at < arrow_cast('{}', 'Timestamp(µs, \"UTC\")') ORDER BY event_id LIMIT 1",
+            window.0.to_rfc3339(),
+            window.1.to_rfc3339()
+        ))
+        .await
+        .unwrap();
+    let value = |name: &str| {
+        use arrow::array::AsArray;
+        rows[0]
+            .column_by_name(name)
+            .unwrap()
+            .as_string::<i32>()
+            .value(0)
+            .to_owned()
+    };
+    json!({
+        "schema_version": 1, "event_id": event_id, "source": "jenkins", "build_id": event_id,
+        "pipeline": value("pipeline"), "repository": value("repository"),
+        "commit": value("commit"), "team": value("team"), "product": value("product"),
+        "runner_class": value("runner_class"),
+        "started_at": (finished - Duration::minutes(10)).to_rfc3339(),
+        "finished_at": finished.to_rfc3339(), "status": "success",
+    })
+}
+
 /// The incremental snapshot equals the full one (integers exactly, euros to 1e-9).
 async fn check(
     inc: &mut Incremental,
@@ -175,39 +217,15 @@ async fn the_incremental_refresh_equals_the_full_computation() {
     // a duplicate at the next refresh.
     let noon = t0 + Duration::days(1) + Duration::hours(7);
     let before = check(&mut inc, &store, &settings, noon).await;
-    let probe = BuildcostContext::open(&store, &settings, noon)
-        .await
-        .unwrap();
     let open_start = noon.date_naive().and_time(chrono::NaiveTime::MIN).and_utc();
-    let rows = probe
-        .sql(&format!(
-            "SELECT repository, pipeline, commit, team, product, runner_class FROM builds \
-             WHERE status = 'success' AND waste_class = 'none' AND commit IS NOT NULL \
-             AND finished_at >= arrow_cast('{}', 'Timestamp(µs, \"UTC\")') \
-             AND finished_at < arrow_cast('{}', 'Timestamp(µs, \"UTC\")') ORDER BY event_id LIMIT 1",
-            open_start.to_rfc3339(),
-            noon.to_rfc3339()
-        ))
-        .await
-        .unwrap();
-    let value = |name: &str| {
-        use arrow::array::AsArray;
-        rows[0]
-            .column_by_name(name)
-            .unwrap()
-            .as_string::<i32>()
-            .value(0)
-            .to_owned()
-    };
-    let finished = open_start - Duration::days(3);
-    let late = json!({
-        "schema_version": 1, "event_id": "late-for-the-open-day", "source": "jenkins",
-        "build_id": "3", "pipeline": value("pipeline"), "repository": value("repository"),
-        "commit": value("commit"), "team": value("team"), "product": value("product"),
-        "runner_class": value("runner_class"),
-        "started_at": (finished - Duration::minutes(10)).to_rfc3339(),
-        "finished_at": finished.to_rfc3339(), "status": "success",
-    });
+    let late = rerun_of_a_first_success(
+        &store,
+        &settings,
+        (open_start, noon),
+        "late-for-the-open-day",
+        open_start - Duration::days(3),
+    )
+    .await;
     ingest(&store, &[late.to_string()], "late-open");
     let after = check(&mut inc, &store, &settings, noon).await;
     let dup = |s: &Snapshot| s.org.windows["7d"].waste_builds(WasteClass::Duplicate);
@@ -221,33 +239,14 @@ async fn the_incremental_refresh_equals_the_full_computation() {
     // of the same key: that later build becomes a duplicate, in both computations.
     let at = end();
     let before = check(&mut inc, &store, &settings, at).await;
-    let probe = BuildcostContext::open(&store, &settings, at).await.unwrap();
-    let rows = probe
-        .sql(&format!(
-            "SELECT repository, pipeline, commit, team, product, runner_class FROM builds \
-             WHERE status = 'success' AND waste_class = 'none' AND commit IS NOT NULL \
-             AND finished_at >= arrow_cast('{}', 'Timestamp(µs, \"UTC\")') ORDER BY event_id LIMIT 1",
-            (end() - Duration::days(2)).to_rfc3339()
-        ))
-        .await
-        .unwrap();
-    let col = |name: &str| {
-        use arrow::array::AsArray;
-        rows[0]
-            .column_by_name(name)
-            .unwrap()
-            .as_string::<i32>()
-            .value(0)
-            .to_owned()
-    };
-    let finished = end() - Duration::days(6) - Duration::hours(3);
-    let late = json!({
-        "schema_version": 1, "event_id": "late-success", "source": "jenkins", "build_id": "1",
-        "pipeline": col("pipeline"), "repository": col("repository"), "commit": col("commit"),
-        "team": col("team"), "product": col("product"), "runner_class": col("runner_class"),
-        "started_at": (finished - Duration::minutes(10)).to_rfc3339(),
-        "finished_at": finished.to_rfc3339(), "status": "success",
-    });
+    let late = rerun_of_a_first_success(
+        &store,
+        &settings,
+        (end() - Duration::days(2), at),
+        "late-success",
+        end() - Duration::days(6) - Duration::hours(3),
+    )
+    .await;
     ingest(&store, &[late.to_string()], "late");
     let after = check(&mut inc, &store, &settings, at).await;
     assert!(!inc.last_work().history_rescanned);
@@ -267,7 +266,7 @@ async fn the_incremental_refresh_equals_the_full_computation() {
     let old = end() - Duration::days(40);
     let ancient = json!({
         "schema_version": 1, "event_id": "ancient", "source": "jenkins", "build_id": "2",
-        "pipeline": "p", "repository": "r", "commit": "c", "team": col("team"),
+        "pipeline": "p", "repository": "r", "commit": "c", "team": late["team"],
         "runner_class": "small", "started_at": (old - Duration::minutes(5)).to_rfc3339(),
         "finished_at": old.to_rfc3339(), "status": "success",
     });
