@@ -54,8 +54,8 @@ impl DayBatches {
 
     /// Drops every pending row and forgets their ids in `index`.
     pub fn discard(self, index: &mut EventIndex) {
-        for day in self.days.into_values() {
-            day.ids.iter().for_each(|id| index.remove(id));
+        for (day, pending) in self.days {
+            pending.ids.iter().for_each(|id| index.remove(day, id));
         }
     }
 
@@ -87,7 +87,7 @@ impl DayBatches {
             match store.write_batch(day, &name(day), &batch) {
                 Ok(path) => {
                     let rows = batch.num_rows();
-                    index.mark_file(path.clone());
+                    index.written(day, path.clone(), pending.ids.len());
                     self.written.push((path, rows));
                     self.rows -= pending.ids.len();
                     entry.remove();

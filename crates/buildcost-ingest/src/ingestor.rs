@@ -115,7 +115,7 @@ pub struct Ingestor<'s> {
 
 impl<'s> Ingestor<'s> {
     /// An ingestor writing to `store`. `index` holds the ids already stored
-    /// ([`Store::load_index`]); `file_prefix` makes this run's file names unique.
+    /// ([`Store::event_index`]); `file_prefix` makes this run's file names unique.
     pub fn new(
         decoder: Decoder,
         store: &'s Store,
@@ -168,7 +168,7 @@ impl<'s> Ingestor<'s> {
             Ok(row) => row,
             Err(rejection) => return self.reject(&rejection, origin, payload, now, dead_letters),
         };
-        if !self.index.insert(&row.event_id) {
+        if !self.index.insert(row.day(), &row.event_id)? {
             self.summary.duplicates += 1;
             return Ok(Outcome::Duplicate);
         }

@@ -4,8 +4,9 @@
 //! Delivery: at-least-once from the broker, exactly-once in the figures. Messages are batched per
 //! partition; a batch becomes one Parquet file per day, named from (topic, partition, first
 //! offset, last offset), and only once those files are durable is `last + 1` committed. After a
-//! crash the uncommitted messages come again: their ids are already in the store's index (or the
-//! same file name is rewritten), and the `builds` view keeps one row per `event_id` in any case.
+//! crash the uncommitted messages come again: their ids are already in the store's files, which
+//! the index reads per day (or the same file name is rewritten), and the `builds` view keeps one
+//! row per `event_id` in any case.
 //! Rejected messages go to the dead-letter topic, with the reason and where they came from in
 //! headers, before the offsets past them are committed.
 
@@ -455,7 +456,7 @@ impl KafkaIngest {
             // Where each newly assigned partition resumes is checked on its first message.
             self.resume.clear();
             self.assigned_at = Some(Instant::now());
-            let read = self.store.catch_up_index(&mut self.index)?;
+            let read = self.index.catch_up()?;
             if read > 0 {
                 tracing::info!(
                     files = read,
@@ -638,7 +639,7 @@ impl KafkaIngest {
         batch.messages += 1;
         match self.decoder.decode(payload, Utc::now()) {
             Ok(row) => {
-                if self.index.insert(&row.event_id) {
+                if self.index.insert(row.day(), &row.event_id)? {
                     let unpriced =
                         is_unpriced(self.settings.priced_classes.as_ref(), &row.runner_class);
                     batch.rows.push(row);

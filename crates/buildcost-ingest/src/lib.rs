@@ -13,7 +13,7 @@
 //! let dir = tempfile::tempdir()?;
 //! let store = Store::open(dir.path())?;
 //! let decoder = Decoder::new(65536, Pseudonymiser::new(b"key")?, Classifier::builtin()?);
-//! let mut ingestor = Ingestor::new(decoder, &store, store.load_index()?, "doc");
+//! let mut ingestor = Ingestor::new(decoder, &store, store.event_index(), "doc");
 //! let mut dead = MemoryDeadLetters::default();
 //! let input = b"{\"schema_version\":1}\nnot json\n";
 //! ingest_ndjson(&mut &input[..], "input.ndjson", &mut ingestor, &mut dead, chrono::Utc::now(), &mut |_| {})?;

@@ -107,7 +107,7 @@ async fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
 }
 
 fn stored_rows(store: &Store) -> usize {
-    store.load_index().unwrap().len()
+    store.event_id_counts().unwrap().len()
 }
 
 fn committed(bootstrap: &str, group: &str, partitions: i32) -> i64 {
@@ -132,13 +132,8 @@ fn committed(bootstrap: &str, group: &str, partitions: i32) -> i64 {
 
 /// Runs an ingester until it has processed `expected` messages, then stops it gracefully.
 async fn consume(settings: KafkaSettings, store: &Store, expected: u64) -> IngestSummary {
-    let mut ingest = KafkaIngest::new(
-        settings,
-        decoder(),
-        store.clone(),
-        store.load_index().unwrap(),
-    )
-    .unwrap();
+    let mut ingest =
+        KafkaIngest::new(settings, decoder(), store.clone(), store.event_index()).unwrap();
     let summary = ingest.summary();
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(async move { ingest.run(stopped).await });
@@ -274,13 +269,8 @@ struct Running {
 
 impl Running {
     fn start(settings: KafkaSettings, store: &Store) -> Running {
-        let mut ingest = KafkaIngest::new(
-            settings,
-            decoder(),
-            store.clone(),
-            store.load_index().unwrap(),
-        )
-        .unwrap();
+        let mut ingest =
+            KafkaIngest::new(settings, decoder(), store.clone(), store.event_index()).unwrap();
         let (summary, status) = (ingest.summary(), ingest.status());
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(async move { ingest.run(stopped).await });

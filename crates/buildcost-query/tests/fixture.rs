@@ -221,7 +221,7 @@ fn store_with_fixture(dir: &std::path::Path) -> Store {
         Pseudonymiser::new(b"k").unwrap(),
         Classifier::builtin().unwrap(),
     );
-    let mut ingestor = Ingestor::new(decoder, &store, store.load_index().unwrap(), "fixture");
+    let mut ingestor = Ingestor::new(decoder, &store, store.event_index(), "fixture");
     let mut dead = MemoryDeadLetters::default();
     ingest_ndjson(
         &mut fixture().as_bytes(),

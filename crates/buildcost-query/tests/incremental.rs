@@ -24,7 +24,7 @@ fn ingest(store: &Store, lines: &[String], name: &str) {
         Pseudonymiser::new(b"k").unwrap(),
         Classifier::builtin().unwrap(),
     );
-    let mut ingestor = Ingestor::new(decoder, store, store.load_index().unwrap(), name);
+    let mut ingestor = Ingestor::new(decoder, store, store.event_index(), name);
     let mut dead = MemoryDeadLetters::default();
     let text = lines.join("\n");
     ingest_ndjson(
@@ -351,9 +351,16 @@ async fn a_build_stored_twice_counts_once_with_its_first_copy() {
             Classifier::builtin().unwrap(),
         )
     };
-    let first = Ingestor::new(decoder(), &store, store.load_index().unwrap(), "first");
-    let second = Ingestor::new(decoder(), &store, store.load_index().unwrap(), "second");
     let finished = end() - Duration::hours(30);
+    // Each ingester has read the day's ids before the other writes.
+    let index = || {
+        let mut index = store.event_index();
+        assert!(!index.contains(finished.date_naive(), "raced").unwrap());
+        index
+    };
+    let (first, second) = (index(), index());
+    let first = Ingestor::new(decoder(), &store, first, "first");
+    let second = Ingestor::new(decoder(), &store, second, "second");
     let copy = |minutes: i64| {
         json!({
             "schema_version": 1, "event_id": "raced", "source": "jenkins", "build_id": "9",

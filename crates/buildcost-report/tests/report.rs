@@ -262,7 +262,7 @@ fn store(dir: &Path) -> Store {
         Pseudonymiser::new(b"k").unwrap(),
         Classifier::builtin().unwrap(),
     );
-    let mut ingestor = Ingestor::new(decoder, &store, store.load_index().unwrap(), "fixture");
+    let mut ingestor = Ingestor::new(decoder, &store, store.event_index(), "fixture");
     let mut dead = MemoryDeadLetters::default();
     let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-11-10T00:00:00Z")
         .unwrap()

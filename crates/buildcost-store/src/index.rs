@@ -1,49 +1,105 @@
 //! The set of stored event ids, for de-duplication across runs.
 //!
-//! A year of builds is 22 million ids, so the layout is about memory: most ids sit in one sorted
-//! array of 128-bit hashes (16 bytes an id, nothing more), found through a directory of their
-//! top 20 bits (4 MiB; fewer for a smaller store) and a binary search over the few ids that share them. Ids added since
-//! the array was last rebuilt wait in a small hash set, merged into the array (in place,
-//! from the back) once it holds a sixteenth of the array. A hash set of every id costs 19 to
-//! 38 bytes an id instead.
+//! Every copy of an event is stored under the same UTC day (that of its `finished_at`), so the
+//! index is kept per day, and a day's ids are read (the `event_id` column of its files) only
+//! when an event of that day arrives. A day stays in memory while it is used; when the days
+//! held pass a budget of ids, the least recently used ones with nothing pending are dropped, and
+//! read again should an event of theirs come back. Memory is then bound by the days an ingester
+//! writes, not by the store's history: a service taking today's builds on a store holding a
+//! year reads a few days, not 22 million ids. A day read from its files costs 16 bytes an id (a
+//! sorted array of 128-bit hashes); ids added since sit in a hash set until the day has nothing
+//! pending.
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 
+use chrono::NaiveDate;
 use xxhash_rust::xxh3::xxh3_128;
 
-/// At most this many top bits of a hash index the directory (a slot per 16 ids or so).
-const DIRECTORY_BITS: u32 = 20;
-/// `recent` is merged into `sorted` when it holds this many ids, or a sixteenth of `sorted`.
-const MIN_MERGE: usize = 1 << 18;
+use crate::{Result, Store};
 
-/// Every `event_id` the store holds, as 128-bit hashes (a collision between two different ids
-/// is about 1 in 10^25 at a year of events).
-#[derive(Debug, Default, Clone)]
+/// Ids held in memory before days are dropped: 4 Mi ids, 64 MiB as 128-bit hashes (70 days at
+/// 60,000 builds a day).
+pub const DEFAULT_BUDGET: usize = 1 << 22;
+/// A day's added ids join its sorted array once this many wait and none is pending.
+const COMPACT_AT: usize = 1024;
+
+/// The stored `event_id`s, as 128-bit hashes (a collision between two different ids is about
+/// 1 in 10^25 at a year of events), read from the store a day at a time.
+#[derive(Debug)]
 pub struct EventIndex {
-    /// Sorted, distinct.
-    sorted: Vec<u128>,
-    /// For each value of the top `bits` of a hash, where its ids start in `sorted`; one more
-    /// entry for the end. Empty while `sorted` is.
-    directory: Vec<u32>,
-    bits: u32,
-    /// Added since the last merge; none of them in `sorted`.
-    recent: HashSet<u128>,
-    /// In `sorted` but removed since (a batch that could not be written).
-    removed: HashSet<u128>,
-    /// The data files whose ids are in the index, so a catch-up reads only newer files.
+    /// Where days are read from; `None`: in memory only (nothing read, nothing dropped).
+    store: Option<Store>,
+    days: HashMap<NaiveDate, Day>,
+    /// Ids held over every day.
+    held: usize,
+    budget: usize,
+    /// Ticks on every use of a day, for least-recently-used dropping.
+    clock: u64,
+}
+
+#[derive(Debug, Default)]
+struct Day {
+    /// Sorted, distinct: read from the day's files (or compacted from `added`).
+    stored: Vec<u128>,
+    /// Inserted by this process since.
+    added: HashSet<u128>,
+    /// The day's files whose ids are held.
     files: HashSet<PathBuf>,
+    /// Inserted ids not yet durable in a file: the day is not dropped while any is.
+    pending: usize,
+    used: u64,
+}
+
+impl Day {
+    fn contains(&self, h: u128) -> bool {
+        self.added.contains(&h) || self.stored.binary_search(&h).is_ok()
+    }
+
+    fn held(&self) -> usize {
+        self.stored.len() + self.added.len()
+    }
+
+    /// Adds ids to the sorted array.
+    fn absorb(&mut self, ids: impl IntoIterator<Item = u128>) {
+        self.stored.extend(ids);
+        self.stored.sort_unstable();
+        self.stored.dedup();
+    }
+}
+
+impl Default for EventIndex {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl EventIndex {
-    /// An empty index.
+    /// An index in memory only, not backed by a store: for tests and one-off checks.
     pub fn new() -> Self {
-        Self::default()
+        EventIndex {
+            store: None,
+            days: HashMap::new(),
+            held: 0,
+            budget: DEFAULT_BUDGET,
+            clock: 0,
+        }
     }
 
-    /// Records an id; `false` when it was already there (a duplicate).
-    pub fn insert(&mut self, event_id: &str) -> bool {
-        self.insert_hash(Self::hash(event_id))
+    /// An index reading days from `store` as events of theirs arrive.
+    pub(crate) fn for_store(store: Store) -> Self {
+        EventIndex {
+            store: Some(store),
+            ..Self::new()
+        }
+    }
+
+    /// Sets how many ids may be held before unused days are dropped (at least one day is
+    /// always held).
+    #[must_use]
+    pub fn with_budget(mut self, ids: usize) -> Self {
+        self.budget = ids;
+        self
     }
 
     /// The hash an id is recorded under.
@@ -51,196 +107,331 @@ impl EventIndex {
         xxh3_128(event_id.as_bytes())
     }
 
-    /// Records ids by their [`EventIndex::hash`].
-    pub(crate) fn extend_hashes(&mut self, hashes: impl IntoIterator<Item = u128>) {
-        for h in hashes {
-            self.insert_hash(h);
-        }
-    }
-
-    fn insert_hash(&mut self, h: u128) -> bool {
-        if self.in_sorted(h) {
-            // Present unless removed; a removed one comes back.
-            return self.removed.remove(&h);
-        }
-        if !self.recent.insert(h) {
-            return false;
-        }
-        if self.recent.len() >= MIN_MERGE.max(self.sorted.len() / 16) {
-            self.merge();
-        }
-        true
-    }
-
-    /// Whether an id is recorded.
-    pub fn contains(&self, event_id: &str) -> bool {
+    /// Records an id stored under `day`; `false` when it was already there (a duplicate). The
+    /// id is pending until [`EventIndex::written`] or [`EventIndex::remove`].
+    ///
+    /// # Errors
+    /// The day's files cannot be listed, or a damaged one cannot be quarantined.
+    pub fn insert(&mut self, day: NaiveDate, event_id: &str) -> Result<bool> {
         let h = Self::hash(event_id);
-        self.recent.contains(&h) || (self.in_sorted(h) && !self.removed.contains(&h))
+        let d = self.day(day)?;
+        if d.contains(h) {
+            return Ok(false);
+        }
+        d.added.insert(h);
+        d.pending += 1;
+        self.held += 1;
+        if self.held > self.budget {
+            self.drop_days(day);
+        }
+        Ok(true)
     }
 
-    /// Forgets an id (used when a batch could not be written).
-    pub fn remove(&mut self, event_id: &str) {
+    /// Whether an id is recorded under `day`.
+    ///
+    /// # Errors
+    /// As [`EventIndex::insert`].
+    pub fn contains(&mut self, day: NaiveDate, event_id: &str) -> Result<bool> {
         let h = Self::hash(event_id);
-        if !self.recent.remove(&h) && self.in_sorted(h) {
-            self.removed.insert(h);
-        }
+        Ok(self.day(day)?.contains(h))
     }
 
-    /// How many ids are recorded.
-    pub fn len(&self) -> usize {
-        self.sorted.len() - self.removed.len() + self.recent.len()
-    }
-
-    /// Records that every id of the data file at `path` is in the index.
-    pub fn mark_file(&mut self, path: impl Into<PathBuf>) {
-        self.files.insert(path.into());
-    }
-
-    /// Whether the ids of the data file at `path` are in the index.
-    pub fn has_file(&self, path: &Path) -> bool {
-        self.files.contains(path)
-    }
-
-    /// Whether no id is recorded.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether `h` is in `sorted` (removed or not).
-    fn in_sorted(&self, h: u128) -> bool {
-        if self.sorted.is_empty() {
-            return false;
-        }
-        let slot = bucket(h, self.bits);
-        let (from, to) = (
-            self.directory[slot] as usize,
-            self.directory[slot + 1] as usize,
-        );
-        self.sorted[from..to].binary_search(&h).is_ok()
-    }
-
-    /// Moves `recent` into `sorted` (dropping the removed ids) and rebuilds the directory.
-    fn merge(&mut self) {
-        let mut add: Vec<u128> = self.recent.drain().collect();
-        add.sort_unstable();
-        if !self.removed.is_empty() {
-            let removed = std::mem::take(&mut self.removed);
-            self.sorted.retain(|h| !removed.contains(h));
-        }
-        // In place, from the back: `sorted` grows by `add.len()` and the two sorted runs are
-        // merged into it largest first, so no second copy of the array is ever made.
-        let old = self.sorted.len();
-        self.sorted.reserve_exact(add.len());
-        self.sorted.resize(old + add.len(), 0);
-        let (mut i, mut j, mut k) = (old, add.len(), old + add.len());
-        while j > 0 {
-            if i > 0 && self.sorted[i - 1] > add[j - 1] {
-                self.sorted[k - 1] = self.sorted[i - 1];
-                i -= 1;
-            } else {
-                self.sorted[k - 1] = add[j - 1];
-                j -= 1;
+    /// Forgets a pending id (its batch could not be written and is given up).
+    pub fn remove(&mut self, day: NaiveDate, event_id: &str) {
+        if let Some(d) = self.days.get_mut(&day) {
+            if d.added.remove(&Self::hash(event_id)) {
+                self.held -= 1;
             }
-            k -= 1;
+            d.pending = d.pending.saturating_sub(1);
         }
-        self.recent.shrink_to(MIN_MERGE);
-        self.rebuild_directory();
     }
 
-    fn rebuild_directory(&mut self) {
-        let n = self.sorted.len();
-        self.bits = (usize::BITS - n.leading_zeros())
-            .saturating_sub(4)
-            .min(DIRECTORY_BITS);
-        let slots = 1usize << self.bits;
-        self.directory.clear();
-        self.directory.reserve_exact(slots + 1);
-        let mut at = 0usize;
-        for slot in 0..slots {
-            while at < n && bucket(self.sorted[at], self.bits) < slot {
-                at += 1;
+    /// Records that the file at `path` made `ids` pending ids of `day` durable.
+    pub fn written(&mut self, day: NaiveDate, path: impl Into<PathBuf>, ids: usize) {
+        if let Some(d) = self.days.get_mut(&day) {
+            d.files.insert(path.into());
+            d.pending = d.pending.saturating_sub(ids);
+            if d.pending == 0 && d.added.len() >= COMPACT_AT {
+                let added = std::mem::take(&mut d.added);
+                self.held -= added.len();
+                let before = d.stored.len();
+                d.absorb(added);
+                self.held += d.stored.len() - before;
             }
-            // More than four billion ids would not fit; the store holds far fewer.
-            self.directory.push(u32::try_from(at).unwrap_or(u32::MAX));
         }
-        self.directory
-            .push(u32::try_from(self.sorted.len()).unwrap_or(u32::MAX));
     }
-}
 
-/// The directory slot of a hash: its top `bits` bits.
-fn bucket(h: u128, bits: u32) -> usize {
-    if bits == 0 {
-        0
-    } else {
-        (h >> (128 - bits)) as usize
+    /// Reads the files other processes wrote, since this index read them, into the days it
+    /// holds (a day read later reads all of its files then); returns how many files were read.
+    /// An ingester calls it when it is given partitions another process owned, so a replay of
+    /// what that process stored is recognised as duplicates.
+    ///
+    /// # Errors
+    /// As [`EventIndex::insert`].
+    pub fn catch_up(&mut self) -> Result<usize> {
+        let Some(store) = &self.store else {
+            return Ok(0);
+        };
+        let mut read = 0;
+        let mut ids = Vec::new();
+        for (day, d) in &mut self.days {
+            let before = d.held();
+            for path in store.day_files(*day)? {
+                if d.files.contains(&path) {
+                    continue;
+                }
+                if store.read_ids(&path, &mut ids)? {
+                    read += 1;
+                }
+                d.files.insert(path);
+            }
+            if !ids.is_empty() {
+                d.absorb(ids.drain(..));
+            }
+            self.held = self.held + d.held() - before;
+        }
+        Ok(read)
+    }
+
+    /// Ids held in memory.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Days held in memory.
+    pub fn days_held(&self) -> usize {
+        self.days.len()
+    }
+
+    /// The day's ids, read from the store the first time (or after it was dropped).
+    fn day(&mut self, day: NaiveDate) -> Result<&mut Day> {
+        self.clock += 1;
+        if !self.days.contains_key(&day) {
+            let mut d = Day::default();
+            if let Some(store) = &self.store {
+                let mut ids = Vec::new();
+                for path in store.day_files(day)? {
+                    store.read_ids(&path, &mut ids)?;
+                    d.files.insert(path);
+                }
+                d.absorb(ids);
+            }
+            self.held += d.held();
+            self.days.insert(day, d);
+        }
+        if self.held > self.budget {
+            self.drop_days(day);
+        }
+        let clock = self.clock;
+        let d = self.days.get_mut(&day).expect("held above");
+        d.used = clock;
+        Ok(d)
+    }
+
+    /// Drops the least recently used days with nothing pending, other than `keep`, until a
+    /// quarter of the budget is free (so dropping is not repeated on every insert).
+    fn drop_days(&mut self, keep: NaiveDate) {
+        if self.store.is_none() {
+            return;
+        }
+        let mut idle: Vec<(u64, NaiveDate)> = self
+            .days
+            .iter()
+            .filter(|(day, d)| **day != keep && d.pending == 0)
+            .map(|(day, d)| (d.used, *day))
+            .collect();
+        idle.sort_unstable();
+        let target = self.budget - self.budget / 4;
+        for (_, day) in idle {
+            if self.held <= target {
+                break;
+            }
+            if let Some(d) = self.days.remove(&day) {
+                self.held -= d.held();
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
     use proptest::prelude::*;
 
     use super::*;
+    use crate::store::tests::batch;
+
+    fn day(d: u8) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, u32::from(d % 4) + 1).unwrap()
+    }
 
     #[derive(Debug, Clone)]
     enum Op {
-        Insert(u16),
-        Remove(u16),
-        Merge,
+        /// An event of a day arrives.
+        Insert(u8, u8),
+        /// The day's pending ids are written to a file.
+        Flush(u8),
+        /// The day's pending ids are given up (a revoked partition).
+        Discard(u8),
+        /// Another ingester writes an id of the day; this one catches up.
+        Other(u8, u8),
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            6 => any::<u16>().prop_map(Op::Insert),
-            2 => any::<u16>().prop_map(Op::Remove),
-            1 => Just(Op::Merge),
+            6 => (any::<u8>(), any::<u8>()).prop_map(|(d, n)| Op::Insert(d, n)),
+            2 => any::<u8>().prop_map(Op::Flush),
+            1 => any::<u8>().prop_map(Op::Discard),
+            1 => (any::<u8>(), any::<u8>()).prop_map(|(d, n)| Op::Other(d, n)),
         ]
     }
 
     proptest! {
-        /// Any sequence of inserts, removals and merges answers as a plain set does.
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// Whatever days are dropped and read again (a budget of a few ids drops them all the
+        /// time), the index answers as the set of stored and pending ids does.
         #[test]
-        fn behaves_as_a_set(ops in proptest::collection::vec(op(), 1..400)) {
-            let mut index = EventIndex::new();
-            let mut model: HashSet<String> = HashSet::new();
+        fn answers_as_the_stored_and_pending_ids_whatever_it_drops(
+            ops in proptest::collection::vec(op(), 1..60),
+            budget in 1usize..12,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            let mut index = store.event_index().with_budget(budget);
+            let mut stored: BTreeSet<(NaiveDate, String)> = BTreeSet::new();
+            let mut pending: BTreeMap<NaiveDate, Vec<String>> = BTreeMap::new();
+            let mut files = 0;
+            let mut write = |d: NaiveDate, ids: &[String]| {
+                files += 1;
+                let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+                store.write_batch(d, &format!("f{files}"), &batch(&refs)).unwrap()
+            };
             for op in ops {
-                match op {
-                    Op::Insert(n) => {
-                        let id = format!("e{}", n % 300);
-                        prop_assert_eq!(index.insert(&id), model.insert(id.clone()), "insert {}", id);
+                match op.clone() {
+                    Op::Insert(d, n) => {
+                        let (d, id) = (day(d), format!("e{}", n % 16));
+                        let known = stored.contains(&(d, id.clone()))
+                            || pending.get(&d).is_some_and(|p| p.contains(&id));
+                        prop_assert_eq!(index.insert(d, &id).unwrap(), !known, "insert {} {}", d, id);
+                        if !known {
+                            pending.entry(d).or_default().push(id);
+                        }
                     }
-                    Op::Remove(n) => {
-                        let id = format!("e{}", n % 300);
-                        index.remove(&id);
-                        model.remove(&id);
+                    Op::Flush(d) => {
+                        let d = day(d);
+                        let ids = pending.remove(&d).unwrap_or_default();
+                        if !ids.is_empty() {
+                            let path = write(d, &ids);
+                            index.written(d, path, ids.len());
+                            stored.extend(ids.into_iter().map(|id| (d, id)));
+                        }
                     }
-                    Op::Merge => index.merge(),
+                    Op::Discard(d) => {
+                        let d = day(d);
+                        for id in pending.remove(&d).unwrap_or_default() {
+                            index.remove(d, &id);
+                        }
+                    }
+                    Op::Other(d, n) => {
+                        let (d, id) = (day(d), format!("e{}", n % 16));
+                        write(d, std::slice::from_ref(&id));
+                        stored.insert((d, id));
+                        index.catch_up().unwrap();
+                    }
                 }
-                prop_assert_eq!(index.len(), model.len());
+                if matches!(op, Op::Insert(..)) {
+                    // Over the budget only while every day held but the one just used is pending.
+                    let idle = index.days.values().filter(|d| d.pending == 0).count();
+                    prop_assert!(index.held() <= budget || idle <= 1, "held {}", index.held());
+                }
             }
-            for n in 0..300 {
-                let id = format!("e{n}");
-                prop_assert_eq!(index.contains(&id), model.contains(&id), "contains {}", id);
+            for d in 0..4 {
+                for n in 0..16 {
+                    let (d, id) = (day(d), format!("e{n}"));
+                    let known = stored.contains(&(d, id.clone()))
+                        || pending.get(&d).is_some_and(|p| p.contains(&id));
+                    prop_assert_eq!(index.contains(d, &id).unwrap(), known, "contains {} {}", d, id);
+                }
             }
         }
     }
 
     #[test]
-    fn a_large_index_merges_on_its_own_and_finds_every_id() {
+    fn a_store_of_many_days_is_read_only_where_events_arrive() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for d in 0..4 {
+            let ids: Vec<String> = (0..100).map(|i| format!("d{d}-{i}")).collect();
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            store.write_batch(day(d), "a", &batch(&refs)).unwrap();
+        }
+        let mut index = store.event_index();
+        assert_eq!(index.held(), 0, "nothing is read up front");
+        assert!(
+            !index.insert(day(3), "d3-7").unwrap(),
+            "a stored id is a duplicate"
+        );
+        assert!(index.insert(day(3), "new").unwrap());
+        assert_eq!((index.days_held(), index.held()), (1, 101));
+        // The same id under another day is another event's id as far as the index knows.
+        assert!(index.insert(day(2), "new").unwrap());
+        assert_eq!(index.days_held(), 2);
+    }
+
+    #[test]
+    fn days_over_the_budget_are_dropped_unless_pending_and_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for d in 0..3 {
+            let ids: Vec<String> = (0..100).map(|i| format!("d{d}-{i}")).collect();
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            store.write_batch(day(d), "a", &batch(&refs)).unwrap();
+        }
+        let mut index = store.event_index().with_budget(150);
+        assert!(index.insert(day(0), "pending").unwrap());
+        assert!(!index.insert(day(1), "d1-1").unwrap());
+        assert!(!index.insert(day(2), "d2-2").unwrap());
+        // Day 1 went when day 2 came (least recently used, nothing pending); day 0 stayed,
+        // its id pending.
+        assert_eq!(index.days_held(), 2);
+        assert!(index.held() <= 201, "held {}", index.held());
+        assert!(
+            !index.insert(day(0), "pending").unwrap(),
+            "a pending id is never forgotten"
+        );
+        assert!(
+            !index.insert(day(1), "d1-99").unwrap(),
+            "a dropped day is read again"
+        );
+    }
+
+    #[test]
+    fn in_memory_it_never_drops() {
+        let mut index = EventIndex::new().with_budget(2);
+        for i in 0..10 {
+            assert!(index.insert(day(i), &format!("e{i}")).unwrap());
+            index.written(day(i), format!("f{i}"), 1);
+        }
+        assert_eq!(index.held(), 10);
+        assert!(!index.insert(day(4), "e4").unwrap());
+    }
+
+    #[test]
+    fn a_day_compacts_once_nothing_is_pending() {
         let mut index = EventIndex::new();
-        let n = MIN_MERGE * 3 + 17;
+        let n = COMPACT_AT * 2 + 5;
         for i in 0..n {
-            assert!(index.insert(&format!("id-{i}")));
+            assert!(index.insert(day(0), &format!("id-{i}")).unwrap());
         }
-        assert!(index.sorted.len() >= MIN_MERGE * 3, "merged into the array");
-        assert!(index.recent.len() < MIN_MERGE);
-        assert_eq!(index.len(), n);
-        assert!(index.sorted.windows(2).all(|w| w[0] < w[1]));
-        for i in (0..n).step_by(997) {
-            assert!(index.contains(&format!("id-{i}")));
-            assert!(!index.insert(&format!("id-{i}")));
+        index.written(day(0), "a", n - 1);
+        assert_eq!(index.days[&day(0)].stored.len(), 0, "one still pending");
+        index.written(day(0), "b", 1);
+        let d = &index.days[&day(0)];
+        assert_eq!((d.stored.len(), d.added.len()), (n, 0));
+        assert_eq!(index.held(), n);
+        for i in (0..n).step_by(97) {
+            assert!(!index.insert(day(0), &format!("id-{i}")).unwrap());
         }
-        assert!(!index.contains("id-never"));
     }
 }

@@ -3,8 +3,9 @@
 //! pyarrow, Spark).
 //!
 //! Every file is written atomically (temporary file, fsync, rename, fsync of the folder), so a
-//! reader or a crash never sees half a file. The [`EventIndex`] remembers every stored
-//! `event_id`, so a second ingest of the same events stores nothing twice. [`Store::apply_retention`]
+//! reader or a crash never sees half a file. The [`EventIndex`] knows the stored `event_id`s of
+//! the days being written (read from their files on first use), so a second ingest of the same
+//! events stores nothing twice. [`Store::apply_retention`]
 //! deletes days older than the retention.
 //!
 //! ```

@@ -59,7 +59,7 @@ impl Store {
     /// Moves every damaged data file and every stray temporary file older than `stray_after`
     /// into the quarantine; returns what moved. Reads each data file's footer only: a file
     /// whose pages are damaged behind a sound footer is caught when it is read (see
-    /// [`Store::catch_up_index`]).
+    /// [`crate::EventIndex`]).
     ///
     /// # Errors
     /// The store cannot be listed, or a damaged file cannot be moved.

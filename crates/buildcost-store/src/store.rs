@@ -150,47 +150,58 @@ impl Store {
         Ok(parts)
     }
 
-    /// Reads the `event_id` of every stored build into an index.
-    ///
-    /// # Errors
-    /// A file cannot be read; the error names it.
-    pub fn load_index(&self) -> Result<EventIndex> {
-        let mut index = EventIndex::new();
-        self.catch_up_index(&mut index)?;
-        Ok(index)
+    /// The index of stored event ids, reading each day from this store when an event of that
+    /// day first arrives (see [`EventIndex`]).
+    pub fn event_index(&self) -> EventIndex {
+        EventIndex::for_store(self.clone())
     }
 
-    /// Adds the ids of the data files written since `index` was loaded (by other processes
-    /// sharing the store); returns how many files were read. An ingester calls it when it is
-    /// given partitions another process owned, so a replay of what that process stored is
-    /// recognised as duplicates.
-    ///
-    /// A file whose `event_id` column cannot be read is quarantined (see
-    /// [`Store::quarantine`]): its ids are then unknown, so a replay of its events stores them
-    /// again rather than losing them.
+    /// The data files of one day, sorted (none when the day has no folder, or something
+    /// other than a folder stands in its place, as [`Store::list_files`] sees it).
     ///
     /// # Errors
-    /// The store cannot be listed, or a damaged file cannot be moved.
-    pub fn catch_up_index(&self, index: &mut EventIndex) -> Result<usize> {
-        let mut read = 0;
-        let mut hashes = Vec::new();
-        for file in self.list_files()? {
-            if index.has_file(&file.path) {
-                continue;
-            }
-            hashes.clear();
-            match for_each_event_id(&file.path, |id| hashes.push(EventIndex::hash(id))) {
-                Ok(()) => {
-                    index.extend_hashes(hashes.iter().copied());
-                    index.mark_file(file.path);
-                    read += 1;
-                }
-                Err(e) => {
-                    self.quarantine(&file.path, format!("its event ids cannot be read: {e}"))?;
-                }
+    /// The day's folder exists but cannot be listed.
+    pub fn day_files(&self, day: NaiveDate) -> Result<Vec<PathBuf>> {
+        let dir = self.partition_dir(day);
+        if dir.exists() && !dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("list", &dir)(e)),
+        };
+        let mut files = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(Error::io("list", &dir))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(DATA_SUFFIX) && !name.starts_with('.') {
+                files.push(entry.path());
             }
         }
-        Ok(read)
+        files.sort();
+        Ok(files)
+    }
+
+    /// Appends the hashed `event_id`s of the file at `path` to `ids`; `false` when the column
+    /// cannot be read and the file was quarantined instead (see [`Store::quarantine`]): its ids
+    /// are then unknown, so a replay of its events stores them again rather than losing them.
+    ///
+    /// # Errors
+    /// A damaged file cannot be moved.
+    pub(crate) fn read_ids(&self, path: &Path, ids: &mut Vec<u128>) -> Result<bool> {
+        let mut hashes = Vec::new();
+        match for_each_event_id(path, |id| hashes.push(EventIndex::hash(id))) {
+            Ok(()) => {
+                ids.append(&mut hashes);
+                Ok(true)
+            }
+            Err(e) => {
+                self.quarantine(path, format!("its event ids cannot be read: {e}"))?;
+                Ok(false)
+            }
+        }
     }
 
     /// How many stored rows carry each `event_id` (rows stored twice show up as 2): for checks
@@ -301,4 +312,4 @@ pub(crate) fn for_each_event_id(path: &Path, mut f: impl FnMut(&str)) -> Result<
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -131,7 +131,7 @@ pub fn ingest_file(
         tracing::info!(partitions = deleted.len(), "retention removed old days");
     }
     let decoder = decoder(config)?;
-    let index = store.load_index()?;
+    let index = store.event_index();
     let name = run_name();
     let mut ingestor = Ingestor::new(decoder, &store, index, name.clone())
         .with_batch_rows(config.ingest.batch_rows)

@@ -80,11 +80,8 @@ pub async fn run_service(
     let mut ingest = match &service.kafka {
         Some(settings) => {
             let decoder = super::ingest::decoder(config)?;
-            let index = store.load_index()?;
-            tracing::info!(
-                stored = index.len(),
-                "loaded the ids of the builds already stored"
-            );
+            // The ids of a day are read when an event of that day first arrives.
+            let index = store.event_index();
             Some(KafkaIngest::new(
                 settings.clone(),
                 decoder,
