@@ -10,7 +10,7 @@
 #       same Parquet files (the results are compared too);
 #   (d) record the peak RSS of each (GNU time), and of `buildcost run` at steady state: the
 #       Kafka step's store and topic, a trickle of new events, refreshes every second; then
-#       the same on the year's store (nothing new to consume).
+#       the same on the year's store (benches/steady.py).
 # It prints each figure and the ratios and writes them to $OUT (JSON).
 #
 # Needs: tansu, python3 with duckdb and confluent-kafka, curl, GNU time (/usr/bin/time). Full size needs about 15 GB of
@@ -230,91 +230,17 @@ RPORT=$(free_port)
   --listen "127.0.0.1:$RPORT" --at "$SERVE_AT" >/dev/null 2>"$WORK/run.log" &
 TIMED=$!
 PIDS+=($TIMED)
-python3 - "127.0.0.1:$RPORT" "$WORK/run.json" "$TIMED" "$BIN/buildcost" "$WORK/kafka.toml" "$TEAMS" "$END" <<'PY'
-import json, statistics, subprocess, sys, time, urllib.request
-addr, out, timed, binary, config, teams, end = sys.argv[1:8]
-def status():
-    pid = subprocess.run(["pgrep", "-P", timed], capture_output=True, text=True).stdout.split()[0]
-    fields = dict(l.split(":", 1) for l in open(f"/proc/{pid}/status") if ":" in l)
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
-def metrics():
-    text = urllib.request.urlopen(f"http://{addr}/metrics", timeout=30).read().decode()
-    v = {}
-    for line in text.splitlines():
-        if line.startswith(("buildcost_refreshes_total ", "buildcost_refresh_duration_seconds ",
-                            "buildcost_events_accepted_total ")):
-            name, value = line.split()
-            v[name] = float(value)
-    return v
-def wait(refreshes, accepted=0):
-    deadline = time.time() + 1800
-    while time.time() < deadline:
-        try:
-            v = metrics()
-            if v.get("buildcost_refreshes_total", 0) >= refreshes and v.get("buildcost_events_accepted_total", 0) >= accepted:
-                return v
-        except OSError:
-            pass
-        time.sleep(0.2)
-    sys.exit("run did not reach its steady state")
-wait(3)
-rss_before, _ = status()
-# A trickle: 6,000 new builds of the last day, produced while the service runs.
-subprocess.run([binary, "--config", config, "generate", "--kafka", "--days", "1", "--builds-per-day", "6000",
-                "--teams", teams, "--end", end, "--seed", "99"], check=True, capture_output=True)
-v = wait(3)
-base = v["buildcost_refreshes_total"]
-v = wait(base + 8, 6000)
-samples, durations, seen = [], [], base + 8
-for _ in range(10):
-    v = wait(seen + 1)
-    seen = v["buildcost_refreshes_total"]
-    durations.append(v["buildcost_refresh_duration_seconds"])
-    samples.append(status()[0])
-rss, peak = status()
-json.dump({"steady_rss_mb": statistics.median(samples), "rss_before_trickle_mb": rss_before, "peak_rss_mb": peak,
-           "warm_refresh_s": statistics.median(durations), "accepted": v["buildcost_events_accepted_total"]},
-          open(out, "w"))
-PY
+python3 benches/steady.py "127.0.0.1:$RPORT" "$WORK/run.json" "$TIMED" "$BIN/buildcost" "$WORK/kafka.toml" "$TEAMS" "$END" 99
 kill -TERM "$(pgrep -P "$TIMED")"
 wait "$TIMED" || true
 
-say "(d) buildcost run with a year of history (the year's store, nothing new on the topic)"
+say "(d) buildcost run with a year of history (the year's store, the same trickle)"
 RPORT=$(free_port)
 /usr/bin/time -v -o "$WORK/run-year.time" "$BIN/buildcost" --config "$WORK/year.toml" run \
   --listen "127.0.0.1:$RPORT" --at "$SERVE_AT" >/dev/null 2>"$WORK/run-year.log" &
 TIMED=$!
 PIDS+=($TIMED)
-python3 - "127.0.0.1:$RPORT" "$WORK/run-year.json" "$TIMED" <<'PY'
-import json, statistics, subprocess, sys, time, urllib.request
-addr, out, timed = sys.argv[1:4]
-def status():
-    pid = subprocess.run(["pgrep", "-P", timed], capture_output=True, text=True).stdout.split()[0]
-    fields = dict(l.split(":", 1) for l in open(f"/proc/{pid}/status") if ":" in l)
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
-def refreshes():
-    text = urllib.request.urlopen(f"http://{addr}/metrics", timeout=30).read().decode()
-    v = {l.split()[0]: float(l.split()[1]) for l in text.splitlines()
-         if l.startswith(("buildcost_refreshes_total ", "buildcost_refresh_duration_seconds "))}
-    return v.get("buildcost_refreshes_total", 0), v.get("buildcost_refresh_duration_seconds", 0)
-deadline, samples, durations, seen = time.time() + 1800, [], [], 0
-while time.time() < deadline and len(samples) < 10:
-    try:
-        n, d = refreshes()
-    except OSError:
-        time.sleep(0.2)
-        continue
-    if n > seen:
-        seen = n
-        if n > 3:
-            samples.append(status()[0])
-            durations.append(d)
-    time.sleep(0.1)
-if len(samples) < 10:
-    sys.exit("run did not refresh")
-json.dump({"steady_rss_mb": statistics.median(samples), "peak_rss_mb": status()[1],
-           "warm_refresh_s": statistics.median(durations)}, open(out, "w"))
-PY
+python3 benches/steady.py "127.0.0.1:$RPORT" "$WORK/run-year.json" "$TIMED" "$BIN/buildcost" "$WORK/year.toml" "$TEAMS" "$END" 98
 kill -TERM "$(pgrep -P "$TIMED")"
 wait "$TIMED" || true
 
