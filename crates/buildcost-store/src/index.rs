@@ -357,15 +357,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_store_of_many_days_is_read_only_where_events_arrive() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        for d in 0..4 {
+    /// A store of `days` days of 100 ids each, `d<day>-<n>`.
+    fn store_of_days(dir: &std::path::Path, days: u8) -> Store {
+        let store = Store::open(dir).unwrap();
+        for d in 0..days {
             let ids: Vec<String> = (0..100).map(|i| format!("d{d}-{i}")).collect();
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
             store.write_batch(day(d), "a", &batch(&refs)).unwrap();
         }
+        store
+    }
+
+    #[test]
+    fn a_store_of_many_days_is_read_only_where_events_arrive() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_of_days(dir.path(), 4);
         let mut index = store.event_index();
         assert_eq!(index.held(), 0, "nothing is read up front");
         assert!(
@@ -382,12 +388,7 @@ mod tests {
     #[test]
     fn days_over_the_budget_are_dropped_unless_pending_and_read_again() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        for d in 0..3 {
-            let ids: Vec<String> = (0..100).map(|i| format!("d{d}-{i}")).collect();
-            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            store.write_batch(day(d), "a", &batch(&refs)).unwrap();
-        }
+        let store = store_of_days(dir.path(), 3);
         let mut index = store.event_index().with_budget(150);
         assert!(index.insert(day(0), "pending").unwrap());
         assert!(!index.insert(day(1), "d1-1").unwrap());
