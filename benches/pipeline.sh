@@ -224,25 +224,25 @@ say "(c) the service's refresh over 30 days and over the year (buildcost serve)"
 serve_refresh "$WORK/month.toml" serve-month
 serve_refresh "$WORK/year.toml" serve-year
 
+# `buildcost run` on a store at steady state (benches/steady.py: a trickle of 6,000 new builds,
+# seeded so each store sees new ids), under GNU time; writes $WORK/<name>.{time,log,json}.
+run_steady() {
+  local config=$1 name=$2 seed=$3 port timed
+  port=$(free_port)
+  /usr/bin/time -v -o "$WORK/$name.time" "$BIN/buildcost" --config "$config" run \
+    --listen "127.0.0.1:$port" --at "$SERVE_AT" >/dev/null 2>"$WORK/$name.log" &
+  timed=$!
+  PIDS+=($timed)
+  python3 benches/steady.py "127.0.0.1:$port" "$WORK/$name.json" "$timed" "$BIN/buildcost" "$config" "$TEAMS" "$END" "$seed"
+  kill -TERM "$(pgrep -P "$timed")"
+  wait "$timed" || true
+}
+
 say "(d) buildcost run at steady state (the Kafka store, evaluated at $SERVE_AT)"
-RPORT=$(free_port)
-/usr/bin/time -v -o "$WORK/run.time" "$BIN/buildcost" --config "$WORK/kafka.toml" run \
-  --listen "127.0.0.1:$RPORT" --at "$SERVE_AT" >/dev/null 2>"$WORK/run.log" &
-TIMED=$!
-PIDS+=($TIMED)
-python3 benches/steady.py "127.0.0.1:$RPORT" "$WORK/run.json" "$TIMED" "$BIN/buildcost" "$WORK/kafka.toml" "$TEAMS" "$END" 99
-kill -TERM "$(pgrep -P "$TIMED")"
-wait "$TIMED" || true
+run_steady "$WORK/kafka.toml" run 99
 
 say "(d) buildcost run with a year of history (the year's store, the same trickle)"
-RPORT=$(free_port)
-/usr/bin/time -v -o "$WORK/run-year.time" "$BIN/buildcost" --config "$WORK/year.toml" run \
-  --listen "127.0.0.1:$RPORT" --at "$SERVE_AT" >/dev/null 2>"$WORK/run-year.log" &
-TIMED=$!
-PIDS+=($TIMED)
-python3 benches/steady.py "127.0.0.1:$RPORT" "$WORK/run-year.json" "$TIMED" "$BIN/buildcost" "$WORK/year.toml" "$TEAMS" "$END" 98
-kill -TERM "$(pgrep -P "$TIMED")"
-wait "$TIMED" || true
+run_steady "$WORK/year.toml" run-year 98
 
 say "(c) week-by-team cost: buildcost query and DuckDB"
 /usr/bin/time -v -o "$WORK/query.time" "$BIN/buildcost" --config "$WORK/year.toml" query \
