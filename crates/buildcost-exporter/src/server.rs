@@ -94,40 +94,23 @@ async fn index(State(state): State<Arc<ServiceState>>) -> impl IntoResponse {
 
 async fn metrics(State(state): State<Arc<ServiceState>>, headers: HeaderMap) -> Response {
     // Prometheus asks for gzip; the business text was deflated once, when it was published.
-    let gzip = headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|e| {
-            e.split(';')
-                .next()
-                .is_some_and(|name| name.trim() == "gzip")
-                && !e.contains("q=0")
-        });
-    if gzip {
-        return match state.metrics_gzip() {
-            Ok(body) => (
-                [
-                    (header::CONTENT_TYPE, METRICS_CONTENT_TYPE),
-                    (header::CONTENT_ENCODING, "gzip"),
-                    (header::VARY, "accept-encoding"),
-                ],
-                body,
-            )
-                .into_response(),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot encode the metrics");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("cannot encode the metrics: {e}\n"),
-                )
-                    .into_response()
-            }
-        };
-    }
-    match state.metrics_text() {
-        Ok(text) => ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response(),
+    let gzip = accepts_gzip(&headers);
+    let body = if gzip {
+        state.metrics_gzip()
+    } else {
+        state.metrics_text().map(String::into_bytes)
+    };
+    match body {
+        Ok(body) if gzip => (
+            [
+                (header::CONTENT_TYPE, METRICS_CONTENT_TYPE),
+                (header::CONTENT_ENCODING, "gzip"),
+                (header::VARY, "accept-encoding"),
+            ],
+            body,
+        )
+            .into_response(),
+        Ok(body) => ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], body).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot encode the metrics");
             (
@@ -137,6 +120,25 @@ async fn metrics(State(state): State<Arc<ServiceState>>, headers: HeaderMap) -> 
                 .into_response()
         }
     }
+}
+
+/// Whether `Accept-Encoding` lists gzip with a quality above zero (RFC 9110, 12.5.3).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            parts
+                .next()
+                .is_some_and(|name| name.eq_ignore_ascii_case("gzip"))
+                && parts.all(|p| {
+                    p.strip_prefix("q=")
+                        .is_none_or(|q| q.parse::<f32>().is_ok_and(|q| q > 0.0))
+                })
+        })
 }
 
 async fn healthz() -> &'static str {
@@ -151,5 +153,32 @@ async fn readyz(State(state): State<Arc<ServiceState>>) -> Response {
             format!("not ready: {why}\n"),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn gzip_is_accepted_unless_absent_or_given_a_zero_quality() {
+        let accepts = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            }
+            accepts_gzip(&headers)
+        };
+        assert!(accepts(&["gzip"]));
+        assert!(accepts(&["identity, GZIP"]));
+        assert!(accepts(&["deflate", "gzip;q=0.5"]));
+        assert!(accepts(&["gzip; q=1"]));
+        assert!(!accepts(&[]));
+        assert!(!accepts(&["deflate, br"]));
+        assert!(!accepts(&["gzip;q=0"]));
+        assert!(!accepts(&["gzip; q=0.0"]));
+        assert!(!accepts(&["x-gzip"]));
     }
 }
