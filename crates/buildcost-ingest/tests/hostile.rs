@@ -3,6 +3,8 @@
 //! dead-lettered with its reason and without the author.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -11,8 +13,6 @@ use buildcost_model::{Classifier, Decoder, Pseudonymiser, DEFAULT_MAX_EVENT_BYTE
 use buildcost_store::Store;
 use chrono::Utc;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
@@ -190,35 +190,16 @@ async fn through_kafka_every_rejection_is_dead_lettered_with_its_reason_and_no_a
     );
     assert_eq!(store.event_id_counts().unwrap().len(), expected_accepted);
 
-    let dlq: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "hostile-dlq")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    dlq.subscribe(&[DLQ]).unwrap();
     let mut by_offset = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while by_offset.len() < s.rejected() as usize && Instant::now() < deadline {
-        if let Some(Ok(m)) = dlq.poll(Duration::from_millis(200)) {
-            let headers = m.headers().unwrap();
-            let mut h = BTreeMap::new();
-            for i in 0..headers.count() {
-                let header = headers.get(i);
-                h.insert(
-                    header.key.to_owned(),
-                    String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned(),
-                );
-            }
-            let payload = m.payload().unwrap_or_default();
-            assert!(
-                !String::from_utf8_lossy(payload).contains(AUTHOR),
-                "a dead letter holds the author: {h:?}"
-            );
-            assert!(!h.values().any(|v| v.contains(AUTHOR)), "{h:?}");
-            let offset: usize = h["buildcost.source.offset"].parse().unwrap();
-            by_offset.insert(offset, h["buildcost.reason"].clone());
-        }
+    for letter in common::read_dead_letters(&bootstrap, DLQ, "hostile-dlq", s.rejected() as usize) {
+        let h = &letter.headers;
+        assert!(
+            !letter.payload.contains(AUTHOR),
+            "a dead letter holds the author: {h:?}"
+        );
+        assert!(!h.values().any(|v| v.contains(AUTHOR)), "{h:?}");
+        let offset: usize = h["buildcost.source.offset"].parse().unwrap();
+        by_offset.insert(offset, h["buildcost.reason"].clone());
     }
     let mut wrong = Vec::new();
     for (offset, entry) in sent.iter().enumerate() {

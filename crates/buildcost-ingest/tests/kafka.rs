@@ -2,6 +2,8 @@
 //! dead letters with their reason, and no build stored twice after a crash and a replay.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,7 +13,6 @@ use buildcost_model::{Classifier, Decoder, Pseudonymiser};
 use buildcost_store::Store;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::TopicPartitionList;
@@ -196,34 +197,9 @@ async fn stores_every_build_once_commits_after_durable_and_dead_letters_the_rest
     );
 
     // The dead letters carry reason and origin in headers, and no author.
-    let dlq: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "dlq-reader")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    dlq.subscribe(&[DLQ]).unwrap();
-    let mut letters = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while letters.len() < 12 && Instant::now() < deadline {
-        if let Some(Ok(m)) = dlq.poll(Duration::from_millis(200)) {
-            let headers = m.headers().unwrap();
-            let mut h = BTreeMap::new();
-            for i in 0..headers.count() {
-                let header = headers.get(i);
-                h.insert(
-                    header.key.to_owned(),
-                    String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned(),
-                );
-            }
-            letters.push((
-                h,
-                String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
-            ));
-        }
-    }
+    let letters = common::read_dead_letters(&bootstrap, DLQ, "dlq-reader", 12);
     assert_eq!(letters.len(), 12);
-    for (headers, payload) in letters {
+    for common::DeadLetter { headers, payload } in letters {
         assert_eq!(headers["buildcost.reason"], "missing_field");
         assert_eq!(headers["buildcost.source.topic"], TOPIC);
         assert!(
