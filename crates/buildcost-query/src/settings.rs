@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use buildcost_model::config::{BaselineConfig, Config, PricingConfig};
+use buildcost_model::config::{BaselineConfig, Config, PricingConfig, PrivacyConfig};
 
 use crate::{Error, Result};
 
@@ -98,12 +98,26 @@ impl TeamsFile {
 }
 
 /// Everything the figures depend on besides the stored builds.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct QuerySettings {
     pub pricing: PricingConfig,
     pub baseline: BaselineConfig,
+    /// Teams with fewer developers appear only inside the merged `_small_teams` row.
     pub min_team_size: u32,
     pub teams: TeamsFile,
+}
+
+/// The configuration's defaults, privacy included: teams below `privacy.min_team_size`'s
+/// default (5) are merged, as `buildcost` does with no configuration file.
+impl Default for QuerySettings {
+    fn default() -> Self {
+        QuerySettings {
+            pricing: PricingConfig::default(),
+            baseline: BaselineConfig::default(),
+            min_team_size: PrivacyConfig::default().min_team_size,
+            teams: TeamsFile::default(),
+        }
+    }
 }
 
 impl QuerySettings {
@@ -134,6 +148,19 @@ impl QuerySettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_settings_merge_small_teams_as_the_binary_does_without_a_configuration() {
+        let defaults = QuerySettings::default();
+        assert_eq!(
+            defaults.min_team_size,
+            Config::default().privacy.min_team_size
+        );
+        assert!(
+            defaults.min_team_size >= 1,
+            "a library user gets privacy too"
+        );
+    }
 
     #[test]
     fn parses_and_normalises() {
