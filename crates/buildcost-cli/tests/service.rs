@@ -299,7 +299,8 @@ fn kill_restart_and_compare(w: &Workload, bootstrap: &str, produce: impl FnOnce(
             )
         },
     );
-    // The gauge is there once the run holds every partition. A killed run stays in the group
+    // The gauge is there for every partition the run holds, empty ones and ones the group
+    // never committed on included (0, or the whole partition). A killed run stays in the group
     // until its session expires (45 s by default), and each expiry is a rebalance: on the mock
     // cluster one that waits up to the session timeout for members to rejoin, with the
     // partitions revoked meanwhile. Three kills can take a few of those.

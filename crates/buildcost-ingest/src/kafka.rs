@@ -69,7 +69,8 @@ pub struct ConsumerStatus {
     /// Partitions assigned to this consumer (kept by the rebalance callback).
     pub assigned: BTreeSet<i32>,
     /// Messages between the committed offset and the high watermark, per assigned partition
-    /// whose committed offset and high watermark are known.
+    /// whose high watermark is known; from the low watermark on a partition the group has
+    /// committed nothing on (0 when it is empty).
     pub lag: BTreeMap<i32, i64>,
     /// Brokers the consumer has a working connection to.
     pub brokers_up: usize,
@@ -138,6 +139,8 @@ impl ClientContext for IngestContext {
                     // it late, or per batch), or a seek made librdkafka forget its committed
                     // offset (a re-read): the last one known stands.
                     lag.insert(p.partition, (p.hi_offset - committed).max(0));
+                } else if let Some(lag_from_start) = uncommitted_lag(p) {
+                    lag.insert(p.partition, lag_from_start);
                 }
             }
         }
@@ -150,6 +153,15 @@ impl ClientContext for IngestContext {
         status.brokers_up = brokers_up;
         status.reported = true;
     }
+}
+
+/// The lag of a partition the group has committed nothing on: everything from the low
+/// watermark (`auto.offset.reset` is `earliest`), 0 when it is empty. Only once librdkafka is
+/// fetching (`active`): by then it has asked the group for a committed offset and found none,
+/// so a partition with a commit never reads as its whole length while that answer is on the way.
+fn uncommitted_lag(p: &rdkafka::statistics::Partition) -> Option<i64> {
+    (p.fetch_state == "active" && p.committed_offset < 0 && p.lo_offset >= 0 && p.hi_offset >= 0)
+        .then(|| (p.hi_offset - p.lo_offset).max(0))
 }
 
 impl ConsumerContext for IngestContext {

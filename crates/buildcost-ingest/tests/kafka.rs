@@ -594,3 +594,58 @@ async fn join_group_errors_delay_the_assignment_but_lose_nothing() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lag_covers_every_assigned_partition_before_the_first_commit_and_when_empty() {
+    // Everything on partition 0; partitions 1 and 2 stay empty, and the group has never
+    // committed anything: a fresh group on a backlog.
+    let (_cluster, bootstrap) = mock_cluster(3);
+    let messages = workload(120, 0);
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    for m in &messages {
+        producer
+            .send(
+                FutureRecord::<(), _>::to(TOPIC).payload(m).partition(0),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+    }
+    let n = messages.len() as i64;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let lag = |r: &Running| r.status.lock().unwrap().lag.clone();
+    let expect = |first: i64| BTreeMap::from([(0, first), (1, 0), (2, 0)]);
+
+    // Every message held in a batch, nothing committed: the backlog shows on partition 0 and
+    // the empty partitions read 0.
+    let mut holding = settings(&bootstrap);
+    holding.linger = Duration::from_secs(600);
+    holding.batch_messages = 1_000_000;
+    let first = Running::start(holding, &store);
+    wait_for(Duration::from_secs(60), "the backlog in the lag", || {
+        lag(&first) == expect(n)
+    })
+    .await;
+    assert_eq!(first.status.lock().unwrap().pending_messages, n as u64);
+    let s = first.finish().await;
+    assert_eq!((s.accepted + s.duplicates) as i64, n, "{s:?}");
+
+    // Committed on partition 0, still nothing on the others: 0 everywhere.
+    let second = Running::start(settings(&bootstrap), &store);
+    wait_for(
+        Duration::from_secs(60),
+        "a lag of 0 on every partition",
+        || lag(&second) == expect(0),
+    )
+    .await;
+    let s = second.finish().await;
+    assert_eq!(
+        (s.accepted, s.duplicates),
+        (0, 0),
+        "nothing read again: {s:?}"
+    );
+}
