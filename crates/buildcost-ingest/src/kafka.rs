@@ -600,6 +600,11 @@ impl KafkaIngest {
     }
 
     fn reread(&mut self, partition: i32, committed: i64, from: i64) {
+        // The seek makes librdkafka forget the committed offset until the next commit; the lag
+        // is measured from this one meanwhile, not from the partition's start.
+        if let Ok(mut status) = self.status.lock() {
+            status.last_committed.insert(partition, committed);
+        }
         self.resume
             .insert(partition, Resume::Probing { committed, from });
         if let Err(e) = self.consumer.seek(
