@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
-use crate::store::{sync_dir, DATA_SUFFIX, TEMP_SUFFIX};
+use crate::store::{is_data_file, sync_dir, TEMP_SUFFIX};
 use crate::{Error, Result, Store};
 
 /// Sub-folder of the store holding quarantined files (never read as data).
@@ -85,7 +85,7 @@ impl Store {
                             age.as_secs()
                         )
                     })
-                } else if name.ends_with(DATA_SUFFIX) && !name.starts_with('.') {
+                } else if is_data_file(&name) {
                     footer_problem(&path)
                 } else {
                     None

@@ -110,16 +110,9 @@ impl Store {
     pub fn list_files(&self) -> Result<Vec<DataFile>> {
         let mut files = Vec::new();
         for (day, dir) in self.list_partitions()? {
-            for entry in std::fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
-                let entry = entry.map_err(Error::io("list", &dir))?;
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                if name.ends_with(DATA_SUFFIX) && !name.starts_with('.') {
-                    files.push(DataFile {
-                        day,
-                        path: entry.path(),
-                    });
-                }
+            let entries = std::fs::read_dir(&dir).map_err(Error::io("list", &dir))?;
+            for path in data_files(&dir, entries)? {
+                files.push(DataFile { day, path });
             }
         }
         files.sort();
@@ -166,22 +159,11 @@ impl Store {
         if dir.exists() && !dir.is_dir() {
             return Ok(Vec::new());
         }
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io("list", &dir)(e)),
-        };
-        let mut files = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(Error::io("list", &dir))?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.ends_with(DATA_SUFFIX) && !name.starts_with('.') {
-                files.push(entry.path());
-            }
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => data_files(&dir, entries),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::io("list", &dir)(e)),
         }
-        files.sort();
-        Ok(files)
     }
 
     /// Appends the hashed `event_id`s of the file at `path` to `ids`; `false` when the column
@@ -309,6 +291,24 @@ pub(crate) fn for_each_event_id(path: &Path, mut f: impl FnMut(&str)) -> Result<
         }
     }
     Ok(())
+}
+
+/// Whether a file name is that of a data file: a finished write, not a temporary or hidden one.
+pub(crate) fn is_data_file(name: &str) -> bool {
+    name.ends_with(DATA_SUFFIX) && !name.starts_with('.')
+}
+
+/// The data files among `entries`, the listing of the folder `dir`, sorted.
+fn data_files(dir: &Path, entries: std::fs::ReadDir) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(Error::io("list", dir))?;
+        if is_data_file(&entry.file_name().to_string_lossy()) {
+            files.push(entry.path());
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 #[cfg(test)]
