@@ -66,6 +66,26 @@ impl Day {
         self.stored.sort_unstable();
         self.stored.dedup();
     }
+
+    /// Reads the ids of the day's files not read yet (all of them for a day just created);
+    /// returns how many files were read (a damaged one is quarantined instead).
+    fn read_new_files(&mut self, store: &Store, day: NaiveDate) -> Result<usize> {
+        let mut read = 0;
+        let mut ids = Vec::new();
+        for path in store.day_files(day)? {
+            if self.files.contains(&path) {
+                continue;
+            }
+            if store.read_ids(&path, &mut ids)? {
+                read += 1;
+            }
+            self.files.insert(path);
+        }
+        if !ids.is_empty() {
+            self.absorb(ids);
+        }
+        Ok(read)
+    }
 }
 
 impl Default for EventIndex {
@@ -173,21 +193,9 @@ impl EventIndex {
             return Ok(0);
         };
         let mut read = 0;
-        let mut ids = Vec::new();
         for (day, d) in &mut self.days {
             let before = d.held();
-            for path in store.day_files(*day)? {
-                if d.files.contains(&path) {
-                    continue;
-                }
-                if store.read_ids(&path, &mut ids)? {
-                    read += 1;
-                }
-                d.files.insert(path);
-            }
-            if !ids.is_empty() {
-                d.absorb(ids.drain(..));
-            }
+            read += d.read_new_files(store, *day)?;
             self.held = self.held + d.held() - before;
         }
         Ok(read)
@@ -209,12 +217,7 @@ impl EventIndex {
         if !self.days.contains_key(&day) {
             let mut d = Day::default();
             if let Some(store) = &self.store {
-                let mut ids = Vec::new();
-                for path in store.day_files(day)? {
-                    store.read_ids(&path, &mut ids)?;
-                    d.files.insert(path);
-                }
-                d.absorb(ids);
+                d.read_new_files(store, day)?;
             }
             self.held += d.held();
             self.days.insert(day, d);
