@@ -48,19 +48,22 @@ fn workload(valid: usize, invalid: usize) -> Vec<Vec<u8>> {
 }
 
 async fn produce(bootstrap: &str, messages: &[Vec<u8>]) {
+    produce_to(bootstrap, messages, None).await;
+}
+
+/// Produces `messages` to `partition`, or, without one, spread by key over the partitions.
+async fn produce_to(bootstrap: &str, messages: &[Vec<u8>], partition: Option<i32>) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .unwrap();
     for (i, m) in messages.iter().enumerate() {
         let key = (i % 7).to_string();
-        producer
-            .send(
-                FutureRecord::to(TOPIC).payload(m).key(&key),
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
+        let mut record = FutureRecord::to(TOPIC).payload(m).key(&key);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        producer.send(record, Duration::from_secs(5)).await.unwrap();
     }
 }
 
@@ -601,19 +604,7 @@ async fn the_lag_covers_every_assigned_partition_before_the_first_commit_and_whe
     // committed anything: a fresh group on a backlog.
     let (_cluster, bootstrap) = mock_cluster(3);
     let messages = workload(120, 0);
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
-    for m in &messages {
-        producer
-            .send(
-                FutureRecord::<(), _>::to(TOPIC).payload(m).partition(0),
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
-    }
+    produce_to(&bootstrap, &messages, Some(0)).await;
     let n = messages.len() as i64;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
