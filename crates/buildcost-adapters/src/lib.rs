@@ -14,16 +14,15 @@
 //! Event ids derive from the native ids (and attempt), so a redelivered webhook is a duplicate.
 //!
 //! ```
-//! use buildcost_adapters::{Format, Normalised, Normaliser};
-//! use buildcost_model::config::Config;
+//! use buildcost_adapters::{Format, MappingRule, Normalised, Normaliser, NormaliserSettings};
 //!
-//! let config = Config::from_toml(r#"
-//!     [[mapping]]
+//! let rule: MappingRule = toml::from_str(r#"
 //!     namespace = "acme"
 //!     team = "payments"
 //!     product = "shop"
 //! "#)?;
-//! let normaliser = Normaliser::new(&config)?;
+//! let settings = NormaliserSettings { mapping: vec![rule], ..NormaliserSettings::default() };
+//! let normaliser = Normaliser::new(&settings)?;
 //! let payload = br#"{"action": "completed",
 //!   "workflow_job": {"id": 7, "run_id": 70, "run_attempt": 2, "name": "lint",
 //!     "workflow_name": "CI", "head_branch": "main", "head_sha": "abc", "status": "completed",
@@ -44,6 +43,7 @@
 //! ```
 
 mod cdevents;
+pub mod config;
 mod draft;
 mod event;
 mod github;
@@ -55,9 +55,9 @@ mod mapping;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 
-use buildcost_model::config::Config;
 use buildcost_model::RejectReason;
 use chrono::{DateTime, Utc};
+pub use config::{glob, IntegrationsConfig, MappingRule};
 use serde_json::Value;
 
 pub use event::BuildEvent;
@@ -178,21 +178,45 @@ pub struct Normaliser {
     starts: Mutex<StartTimes>,
 }
 
+/// What a [`Normaliser`] is configured with: the `[[mapping]]` rules, the `[integrations]`
+/// levels, the price table's runner classes and the largest payload taken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NormaliserSettings {
+    pub mapping: Vec<MappingRule>,
+    pub integrations: IntegrationsConfig,
+    /// `[pricing.runner_classes]`: a runner label equal to one of them is that class.
+    pub priced_classes: BTreeSet<String>,
+    /// Larger payloads are rejected as `too_large` (`webhook.max_body_bytes`).
+    pub max_payload_bytes: usize,
+}
+
+impl Default for NormaliserSettings {
+    fn default() -> Self {
+        NormaliserSettings {
+            mapping: Vec::new(),
+            integrations: IntegrationsConfig::default(),
+            priced_classes: BTreeSet::new(),
+            max_payload_bytes: 1024 * 1024,
+        }
+    }
+}
+
 impl Normaliser {
-    /// A normaliser for `config`.
+    /// A normaliser with `settings`.
     ///
     /// # Errors
     /// A `[[mapping]]` pattern is not a glob (the message names the rule).
-    pub fn new(config: &Config) -> Result<Self, String> {
+    pub fn new(settings: &NormaliserSettings) -> Result<Self, String> {
+        let levels = &settings.integrations;
         Ok(Normaliser {
-            mapper: Mapper::new(&config.mapping)?,
+            mapper: Mapper::new(&settings.mapping)?,
             levels: Levels {
-                github_runs: config.integrations.github_builds == "runs",
-                gitlab_pipelines: config.integrations.gitlab_builds == "pipelines",
-                cdevents_pipelineruns: config.integrations.cdevents_builds == "pipelineruns",
+                github_runs: levels.github_builds == "runs",
+                gitlab_pipelines: levels.gitlab_builds == "pipelines",
+                cdevents_pipelineruns: levels.cdevents_builds == "pipelineruns",
             },
-            priced: config.pricing.runner_classes.keys().cloned().collect(),
-            max_payload_bytes: config.webhook.max_body_bytes,
+            priced: settings.priced_classes.clone(),
+            max_payload_bytes: settings.max_payload_bytes,
             starts: Mutex::new(StartTimes::default()),
         })
     }

@@ -1,6 +1,6 @@
 //! `[[mapping]]` rules: team, product and runner class for builds whose payload lacks them.
 
-use buildcost_model::config::{glob, MappingRule};
+use crate::config::{glob, MappingRule};
 use globset::GlobMatcher;
 
 /// What a rule can match on, for one build.

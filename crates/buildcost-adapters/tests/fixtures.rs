@@ -5,8 +5,9 @@
 
 use std::path::PathBuf;
 
-use buildcost_adapters::{BuildEvent, Format, Normalised, Normaliser};
-use buildcost_model::config::Config;
+use buildcost_adapters::{
+    BuildEvent, Format, IntegrationsConfig, MappingRule, Normalised, Normaliser, NormaliserSettings,
+};
 use buildcost_model::{Classifier, Decoder, Pseudonymiser, RejectReason};
 use chrono::{TimeZone, Utc};
 use serde_json::{json, Value};
@@ -22,8 +23,38 @@ fn json_fixture(path: &str) -> Value {
     serde_json::from_slice(&fixture(path)).unwrap()
 }
 
+/// The sections of a configuration file the normalisers read.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct Sections {
+    mapping: Vec<MappingRule>,
+    integrations: IntegrationsConfig,
+    pricing: Pricing,
+    webhook: Webhook,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct Pricing {
+    runner_classes: std::collections::BTreeMap<String, toml::Value>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(default)]
+struct Webhook {
+    max_body_bytes: usize,
+}
+
+impl Default for Webhook {
+    fn default() -> Self {
+        Webhook {
+            max_body_bytes: NormaliserSettings::default().max_payload_bytes,
+        }
+    }
+}
+
 /// A configuration with mapping rules for the fixtures' repositories and a price table.
-fn config(extra: &str) -> Config {
+fn config(extra: &str) -> NormaliserSettings {
     let text = format!(
         r#"
 {extra}
@@ -70,9 +101,17 @@ runner_class = "medium"
 [pricing.runner_classes.highmem]
 "#
     );
-    let c = Config::from_toml(&text).unwrap();
-    c.validate().unwrap();
-    c
+    let c: Sections = toml::from_str(&text).unwrap();
+    for (i, rule) in c.mapping.iter().enumerate() {
+        rule.validate(&format!("mapping[{i}]")).unwrap();
+    }
+    c.integrations.validate().unwrap();
+    NormaliserSettings {
+        mapping: c.mapping,
+        integrations: c.integrations,
+        priced_classes: c.pricing.runner_classes.into_keys().collect(),
+        max_payload_bytes: c.webhook.max_body_bytes,
+    }
 }
 
 fn events(n: &Normaliser, format: Format, payload: &[u8]) -> Vec<BuildEvent> {
@@ -289,7 +328,7 @@ fn github_workflow_runs_when_runs_are_counted() {
 
 #[test]
 fn a_build_no_rule_maps_to_a_team_is_rejected_without_a_person() {
-    let n = Normaliser::new(&Config::default()).unwrap();
+    let n = Normaliser::new(&NormaliserSettings::default()).unwrap();
     let r = rejected(&n, Format::Gitlab, &fixture("gitlab/job.json"));
     assert_eq!(r.reason, RejectReason::MissingField);
     assert!(

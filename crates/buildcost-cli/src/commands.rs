@@ -23,7 +23,7 @@ const STRAY_TEMP_AFTER: std::time::Duration = std::time::Duration::from_secs(60)
 ///
 /// # Errors
 /// The store folder cannot be created or listed, or a damaged file cannot be moved.
-pub fn open_store(config: &buildcost_model::config::Config) -> Result<buildcost_store::Store> {
+pub fn open_store(config: &crate::config::Config) -> Result<buildcost_store::Store> {
     let store = buildcost_store::Store::open(&config.store.path)?;
     let moved = store
         .quarantine_damaged(STRAY_TEMP_AFTER)
@@ -36,6 +36,17 @@ pub fn open_store(config: &buildcost_model::config::Config) -> Result<buildcost_
         );
     }
     Ok(store)
+}
+
+/// The figures engine every command computes through, keeping day rollups in the store
+/// unless `store.rollups = false`.
+pub fn engine(config: &crate::config::Config) -> buildcost_query::Engine {
+    let engine = buildcost_query::Engine::new();
+    if config.store.rollups {
+        engine.persisting()
+    } else {
+        engine
+    }
 }
 
 /// Parses an `--at`-style RFC 3339 instant.

@@ -21,6 +21,7 @@
 //! ```
 
 mod business;
+pub mod config;
 mod error;
 pub mod names;
 mod refresh;

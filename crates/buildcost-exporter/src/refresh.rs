@@ -4,8 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use buildcost_model::config::Config;
-use buildcost_query::{Incremental, QuerySettings, Snapshot};
+use buildcost_query::{Engine, FiguresConfig, Snapshot};
 use buildcost_store::Store;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
@@ -16,21 +15,28 @@ use crate::Result;
 /// Computes snapshots of one store, incrementally: closed days are priced and classified once
 /// and kept ([`Incremental`]), so a refresh costs the same whatever the history's length.
 pub struct Refresher {
-    config: Config,
+    figures: FiguresConfig,
     store: Store,
     at: Option<DateTime<Utc>>,
-    cache: tokio::sync::Mutex<Incremental>,
+    cache: tokio::sync::Mutex<Engine>,
 }
 
 impl Refresher {
-    /// A refresher of `config`'s store. With `at`, every snapshot is evaluated at that instant
-    /// (replays and tests); else at the time of the refresh.
-    pub fn new(config: Config, store: Store, at: Option<DateTime<Utc>>) -> Self {
+    /// A refresher of `store` through `engine` (the binary makes it
+    /// [persisting](Engine::persisting) unless `store.rollups = false`). With `at`, every
+    /// snapshot is evaluated at that instant (replays and tests); else at the time of the
+    /// refresh.
+    pub fn new(
+        figures: FiguresConfig,
+        store: Store,
+        engine: Engine,
+        at: Option<DateTime<Utc>>,
+    ) -> Self {
         Refresher {
-            config,
+            figures,
             store,
             at,
-            cache: tokio::sync::Mutex::new(Incremental::new()),
+            cache: tokio::sync::Mutex::new(engine),
         }
     }
 
@@ -40,12 +46,13 @@ impl Refresher {
     /// The teams file, the store or a query failed.
     pub async fn snapshot(&self) -> Result<Snapshot> {
         let at = self.at.unwrap_or_else(Utc::now);
-        let settings = QuerySettings::from_config(&self.config)?;
+        let settings = self.figures.settings()?;
         let mut cache = self.cache.lock().await;
         let snapshot = cache.snapshot(&self.store, &settings, at).await?;
         let work = cache.last_work();
         tracing::debug!(
             days_classified = work.days_classified,
+            days_loaded = work.days_loaded,
             history_rescanned = work.history_rescanned,
             "incremental refresh"
         );

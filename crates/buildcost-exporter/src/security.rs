@@ -10,13 +10,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use crate::config::HttpConfig;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum_server::tls_openssl::OpenSSLConfig;
 use base64::Engine;
-use buildcost_model::config::HttpConfig;
 use sha2::{Digest, Sha256};
 
 /// How many good credentials are remembered (then the memory starts afresh).
@@ -156,7 +156,7 @@ pub(crate) struct BasicAuth {
 impl BasicAuth {
     fn new(users: &BTreeMap<String, String>) -> Result<Self, SecurityError> {
         for (user, hash) in users {
-            if !buildcost_model::config::is_bcrypt_hash(hash) {
+            if !crate::config::is_bcrypt_hash(hash) {
                 return Err(SecurityError {
                     key: "http.basic_auth_users",
                     message: format!("the hash of user `{user}` is not a bcrypt hash"),
@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn the_dummy_hash_is_a_bcrypt_hash() {
-        assert!(buildcost_model::config::is_bcrypt_hash(DUMMY_HASH));
+        assert!(crate::config::is_bcrypt_hash(DUMMY_HASH));
         assert!(!bcrypt::verify("", DUMMY_HASH).unwrap_or(false));
     }
 }

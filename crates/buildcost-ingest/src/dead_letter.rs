@@ -36,6 +36,8 @@ pub enum Origin {
         partition: i32,
         offset: i64,
     },
+    /// A payload posted to `buildcost webhook` (`source`: `github`, `gitlab`, …).
+    Webhook { webhook: String },
 }
 
 impl std::fmt::Display for Origin {
@@ -47,6 +49,7 @@ impl std::fmt::Display for Origin {
                 partition,
                 offset,
             } => write!(f, "{topic}[{partition}]@{offset}"),
+            Origin::Webhook { webhook } => write!(f, "webhook/{webhook}"),
         }
     }
 }
@@ -153,6 +156,39 @@ impl<'a> DeadLetter<'a> {
             dead_lettered_at: chrono::Utc::now()
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         }
+    }
+}
+
+impl DeadLetter<'_> {
+    /// The body of the letter on a dead-letter topic: the safe payload itself (JSON, or its
+    /// text); what happened goes in [`DeadLetter::headers`].
+    pub fn body(&self) -> Vec<u8> {
+        match &self.payload {
+            SafePayload::Json(map) => serde_json::to_vec(map).unwrap_or_default(),
+            SafePayload::Text { text, .. } => text.clone().into_bytes(),
+        }
+    }
+
+    /// The headers of the letter on a dead-letter topic, the one spelling every producer
+    /// uses: `buildcost.reason`, `buildcost.detail`, `buildcost.source` (the origin as text),
+    /// and for a Kafka message `buildcost.source.topic`, `.partition`, `.offset`.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![
+            ("buildcost.reason", self.reason.to_owned()),
+            ("buildcost.detail", self.detail.to_owned()),
+            ("buildcost.source", self.origin.to_string()),
+        ];
+        if let Origin::Kafka {
+            topic,
+            partition,
+            offset,
+        } = self.origin
+        {
+            out.push(("buildcost.source.topic", topic.clone()));
+            out.push(("buildcost.source.partition", partition.to_string()));
+            out.push(("buildcost.source.offset", offset.to_string()));
+        }
+        out
     }
 }
 

@@ -1,15 +1,13 @@
 //! The core of every source: decode, de-duplicate, batch by day, write, dead-letter.
 
-use std::collections::BTreeSet;
-
 use buildcost_adapters::{Format, Normalised, Normaliser};
 use buildcost_model::{Decoder, RejectCounts, Rejection};
 use buildcost_store::{EventIndex, Store};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::day_batches::DayBatches;
-use crate::dead_letter::{DeadLetter, DeadLetterSink, Origin};
+use crate::dead_letter::{DeadLetterSink, Origin};
+use crate::intake::{self, Intake, Pending};
 use crate::Result;
 
 /// What became of one message.
@@ -68,48 +66,16 @@ impl IngestSummary {
     }
 }
 
-/// Largest payload whose `finished_at` is looked for when it is rejected.
-const MAX_DATED_REJECT_BYTES: usize = 1 << 20;
-
-/// The instant a rejected message is counted at in the rejection ledger: the `finished_at` it
-/// carries when that can be read (so a backfill of last month counts its rejections in last
-/// month's reports), else `now`, the instant it was rejected.
-pub(crate) fn rejected_at(payload: &[u8], now: DateTime<Utc>) -> DateTime<Utc> {
-    #[derive(serde::Deserialize)]
-    struct Dated {
-        finished_at: Option<String>,
-    }
-    if payload.len() > MAX_DATED_REJECT_BYTES {
-        return now;
-    }
-    serde_json::from_slice::<Dated>(payload)
-        .ok()
-        .and_then(|d| d.finished_at)
-        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-        .map(|t| t.with_timezone(&Utc))
-        .filter(|t| *t <= now)
-        .unwrap_or(now)
-}
-
-/// Whether a build's runner class is missing from the price table (so it is priced at
-/// `pricing.default`); `None` (no price table given) counts nothing.
-pub(crate) fn is_unpriced(priced: Option<&BTreeSet<String>>, runner_class: &str) -> bool {
-    priced.is_some_and(|classes| !classes.contains(runner_class))
-}
-
 /// Turns messages into stored builds: decodes each one, drops ids already stored, batches rows
 /// per UTC day and writes each day's rows as one Parquet file per flush.
 pub struct Ingestor<'s> {
     decoder: Decoder,
     store: &'s Store,
-    index: EventIndex,
-    priced_classes: Option<BTreeSet<String>>,
-    pending: DayBatches,
+    intake: Intake,
+    pending: Pending,
     batch_rows: usize,
     file_prefix: String,
     next_file: u64,
-    /// Rejections not yet recorded in the store's ledger.
-    rejected: Vec<buildcost_store::Rejected>,
     summary: IngestSummary,
 }
 
@@ -125,13 +91,14 @@ impl<'s> Ingestor<'s> {
         Ingestor {
             decoder,
             store,
-            index,
-            priced_classes: None,
-            pending: DayBatches::default(),
+            intake: Intake {
+                index,
+                priced: None,
+            },
+            pending: Pending::default(),
             batch_rows: 100_000,
             file_prefix: file_prefix.into(),
             next_file: 0,
-            rejected: Vec::new(),
             summary: IngestSummary::default(),
         }
     }
@@ -144,8 +111,13 @@ impl<'s> Ingestor<'s> {
 
     /// The runner classes of the price table, to count unpriced builds.
     pub fn with_priced_classes(mut self, classes: impl IntoIterator<Item = String>) -> Self {
-        self.priced_classes = Some(classes.into_iter().collect());
+        self.intake.priced = Some(classes.into_iter().collect());
         self
+    }
+
+    /// The decoder (sources that decode in parallel borrow it).
+    pub fn decoder(&self) -> &Decoder {
+        &self.decoder
     }
 
     /// The counts so far.
@@ -164,23 +136,37 @@ impl<'s> Ingestor<'s> {
         now: DateTime<Utc>,
         dead_letters: &mut dyn DeadLetterSink,
     ) -> Result<Outcome> {
-        let row = match self.decoder.decode(payload, now) {
-            Ok(row) => row,
-            Err(rejection) => return self.reject(&rejection, origin, payload, now, dead_letters),
-        };
-        if !self.index.insert(row.day(), &row.event_id)? {
-            self.summary.duplicates += 1;
-            return Ok(Outcome::Duplicate);
-        }
-        if is_unpriced(self.priced_classes.as_ref(), &row.runner_class) {
-            self.summary.unpriced += 1;
-        }
-        self.summary.accepted += 1;
-        self.pending.push(row);
-        if self.pending.len() >= self.batch_rows {
+        let decoded = self.decoder.decode(payload, now);
+        self.push_decoded(decoded, payload, origin, now, dead_letters)
+    }
+
+    /// Ingests one message already decoded (by [`Ingestor::decoder`], maybe on another
+    /// thread): the same as [`Ingestor::push`] after the decode.
+    ///
+    /// # Errors
+    /// As [`Ingestor::push`].
+    pub fn push_decoded(
+        &mut self,
+        decoded: std::result::Result<buildcost_model::BuildRow, Rejection>,
+        payload: &[u8],
+        origin: &Origin,
+        now: DateTime<Utc>,
+        dead_letters: &mut dyn DeadLetterSink,
+    ) -> Result<Outcome> {
+        let outcome = self.intake.take(
+            decoded,
+            payload,
+            origin,
+            now,
+            &mut self.pending,
+            dead_letters,
+        );
+        self.count_pending();
+        let outcome = outcome?;
+        if self.pending.rows.len() >= self.batch_rows {
             self.flush(dead_letters)?;
         }
-        Ok(Outcome::Accepted)
+        Ok(outcome)
     }
 
     /// Counts a rejected message, dead-letters `payload` (made safe first) and records it in
@@ -196,14 +182,22 @@ impl<'s> Ingestor<'s> {
         now: DateTime<Utc>,
         dead_letters: &mut dyn DeadLetterSink,
     ) -> Result<Outcome> {
-        self.summary.rejected_by_reason.add(rejection.reason, 1);
-        dead_letters.send(&DeadLetter::new(rejection, origin, payload))?;
-        self.rejected.push(buildcost_store::Rejected {
-            at: rejected_at(payload, now),
-            reason: rejection.reason.as_str().to_owned(),
-            origin: origin.to_string(),
-        });
-        Ok(Outcome::Rejected(rejection.reason))
+        let result = intake::reject(
+            rejection,
+            payload,
+            origin,
+            now,
+            &mut self.pending,
+            dead_letters,
+        );
+        self.count_pending();
+        result.map(|()| Outcome::Rejected(rejection.reason))
+    }
+
+    /// Moves the counts of what was taken into the summary (the backfill counts a message
+    /// when it is taken; its rows are durable by the end of the run).
+    fn count_pending(&mut self) {
+        std::mem::take(&mut self.pending.counted).add_to(&mut self.summary);
     }
 
     /// Ingests one native payload of a CI system: each build event its normaliser gives is
@@ -252,9 +246,9 @@ impl<'s> Ingestor<'s> {
     /// A write failed; the ids of the rows not written are forgotten, so a later run stores them.
     pub fn flush(&mut self, dead_letters: &mut dyn DeadLetterSink) -> Result<()> {
         dead_letters.flush()?;
-        let mut pending = std::mem::take(&mut self.pending);
+        let mut rows = std::mem::take(&mut self.pending.rows);
         let (prefix, next) = (&self.file_prefix, &mut self.next_file);
-        let written = pending.write(self.store, &mut self.index, |_| {
+        let written = rows.write(self.store, &mut self.intake.index, |_| {
             let name = format!("{prefix}-{next:06}");
             *next += 1;
             name
@@ -262,7 +256,7 @@ impl<'s> Ingestor<'s> {
         let written = match written {
             Ok(written) => written,
             Err(e) => {
-                pending.discard(&mut self.index);
+                rows.discard(&mut self.intake.index);
                 return Err(e);
             }
         };
@@ -271,11 +265,11 @@ impl<'s> Ingestor<'s> {
             self.summary.files_written += 1;
             self.summary.rows_written += rows as u64;
         }
-        if !self.rejected.is_empty() {
+        if !self.pending.rejected.is_empty() {
             let name = format!("{}-{:06}", self.file_prefix, self.next_file);
             self.next_file += 1;
-            self.store.write_rejections(&name, &self.rejected)?;
-            self.rejected.clear();
+            self.store.write_rejections(&name, &self.pending.rejected)?;
+            self.pending.rejected.clear();
         }
         Ok(())
     }
@@ -287,28 +281,5 @@ impl<'s> Ingestor<'s> {
     pub fn finish(mut self, dead_letters: &mut dyn DeadLetterSink) -> Result<IngestSummary> {
         self.flush(dead_letters)?;
         Ok(self.summary)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rejections_are_dated_by_their_build_when_it_says_when() {
-        let now = Utc::now();
-        let dated = br#"{"schema_version": 9, "finished_at": "2026-11-02T10:00:00Z"}"#;
-        assert_eq!(
-            rejected_at(dated, now).to_rfc3339(),
-            "2026-11-02T10:00:00+00:00"
-        );
-        for undated in [
-            &b"not json"[..],
-            br#"{"finished_at": "yesterday"}"#,
-            br#"{"finished_at": 5}"#,
-            br#"{"finished_at": "2999-01-01T00:00:00Z"}"#,
-        ] {
-            assert_eq!(rejected_at(undated, now), now);
-        }
     }
 }

@@ -23,10 +23,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod config;
 mod day_batches;
 mod dead_letter;
 mod error;
 mod ingestor;
+mod intake;
 mod kafka;
 mod ndjson;
 
@@ -37,5 +39,8 @@ pub use dead_letter::{
 };
 pub use error::{Error, Result};
 pub use ingestor::{IngestSummary, Ingestor, Outcome};
-pub use kafka::{ConsumerStatus, IngestContext, KafkaIngest, KafkaSettings};
+pub use kafka::{
+    produce_dead_letter, ConsumerStatus, IngestContext, KafkaDeadLetters, KafkaIngest,
+    KafkaSettings,
+};
 pub use ndjson::{ingest_native_ndjson, ingest_ndjson};

@@ -6,12 +6,8 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A configuration key has a value we cannot use.
-    #[error("configuration key `{key}`: {message}")]
-    Config { key: String, message: String },
-
-    /// The configuration text is not valid TOML or has an unknown key.
-    #[error("configuration: {0}")]
-    ConfigSyntax(String),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 
     /// A classifier rule could not be compiled.
     #[error("classifier rule {index} (`{pattern}`): {message}; fix the pattern in the rules file")]

@@ -40,6 +40,18 @@ macro_rules! vocabulary {
             pub fn parse(text: &str) -> Option<Self> {
                 match text { $($text => Some($name::$variant),)+ _ => None }
             }
+
+            /// The position in [`Self::ALL`] (a compact, stable code).
+            pub fn index(self) -> u8 {
+                // Every vocabulary has far fewer than 256 values.
+                #[allow(clippy::cast_possible_truncation)]
+                { self as u8 }
+            }
+
+            /// The value at `index` in [`Self::ALL`].
+            pub fn from_index(index: u8) -> Option<Self> {
+                Self::ALL.get(usize::from(index)).copied()
+            }
         }
 
         impl Vocabulary for $name {
@@ -150,6 +162,32 @@ impl WasteClass {
         WasteClass::Duplicate,
     ];
 
+    /// The waste class of one build (spec section 6), first match wins. `repeat_success`: the
+    /// build is a success with a commit, and another success of the same (repository,
+    /// pipeline, commit) finished earlier (ties: the smaller `event_id` is the earlier). This
+    /// is the one place the rule is written: the figures engine calls it, and so does the
+    /// `waste_class` SQL function of the `builds` view.
+    pub fn of_build(
+        status: Status,
+        superseded: bool,
+        category: Option<FailureCategory>,
+        repeat_success: bool,
+    ) -> WasteClass {
+        use FailureCategory as C;
+        match (status, category) {
+            (Status::Cancelled, _) if superseded => WasteClass::Superseded,
+            (Status::Failure, Some(C::Syntax | C::Compile | C::Lint | C::Format)) => {
+                WasteClass::AvoidableFailure
+            }
+            (Status::Failure, Some(C::FlakyTest)) => WasteClass::Flaky,
+            (Status::Error, _) | (Status::Failure, Some(C::Infra)) => WasteClass::InfraFailure,
+            (Status::Timeout, _) => WasteClass::Timeout,
+            (Status::Cancelled, _) => WasteClass::Cancelled,
+            (Status::Success, _) if repeat_success => WasteClass::Duplicate,
+            _ => WasteClass::None,
+        }
+    }
+
     /// Who can remove this waste: `developer`, `platform`, or `none`.
     pub fn owner(self) -> &'static str {
         match self {
@@ -219,5 +257,48 @@ impl BuildRow {
     /// The UTC day this build is stored under (the day of `finished_at`).
     pub fn day(&self) -> chrono::NaiveDate {
         self.finished_at.date_naive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_matching_waste_class_wins() {
+        use FailureCategory as C;
+        let of = WasteClass::of_build;
+        assert_eq!(
+            of(Status::Cancelled, true, Some(C::Syntax), false),
+            WasteClass::Superseded
+        );
+        assert_eq!(
+            of(Status::Failure, false, Some(C::Lint), false),
+            WasteClass::AvoidableFailure
+        );
+        assert_eq!(
+            of(Status::Failure, false, Some(C::FlakyTest), false),
+            WasteClass::Flaky
+        );
+        assert_eq!(
+            of(Status::Failure, false, Some(C::Infra), false),
+            WasteClass::InfraFailure
+        );
+        assert_eq!(
+            of(Status::Error, false, None, false),
+            WasteClass::InfraFailure
+        );
+        assert_eq!(of(Status::Timeout, true, None, false), WasteClass::Timeout);
+        assert_eq!(
+            of(Status::Cancelled, false, None, false),
+            WasteClass::Cancelled
+        );
+        assert_eq!(of(Status::Success, true, None, true), WasteClass::Duplicate);
+        assert_eq!(of(Status::Success, true, None, false), WasteClass::None);
+        assert_eq!(
+            of(Status::Failure, false, Some(C::Test), true),
+            WasteClass::None
+        );
+        assert_eq!(of(Status::Failure, false, None, false), WasteClass::None);
     }
 }

@@ -36,6 +36,8 @@ pub mod config;
 mod decode;
 mod error;
 mod event;
+mod exact;
+mod pricing;
 mod pseudonym;
 mod reject;
 
@@ -50,5 +52,7 @@ pub use event::{
     BuildRow, CategorySource, FailureCategory, FailureStage, Status, Trigger, Vocabulary,
     WasteClass,
 };
+pub use exact::Exact;
+pub use pricing::{hours, Billed, Prices};
 pub use pseudonym::{Pseudonymiser, KEY_LEN};
 pub use reject::{RejectCounts, RejectReason, Rejection};

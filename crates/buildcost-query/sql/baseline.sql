@@ -1,21 +1,23 @@
 -- View `baseline`: where each eligible team stands against teams of its size (spec section 7).
 --
--- Parameters: :at, :baseline_start, :min_team_size, :min_peers, :k_sigma.
--- Tables: `builds`, `teams`.
+-- Parameters: $at, $baseline_start, $min_team_size, $min_peers, $k_sigma.
+-- Tables: `builds`, `teams`. The arithmetic is the product's own (src/peer.rs): `is_eligible`,
+-- `log_cost_per_developer` (y = ln(C / N)), `peer_median`, `peer_spread`
+-- (max(1.4826 * MAD, 0.05)), `band_zscore`, `band_status` and the bounds `band_*`.
 WITH team_cost AS (
     SELECT team, SUM(cost_eur) AS cost
     FROM builds
-    WHERE finished_at >= :baseline_start AND finished_at < :at
+    WHERE finished_at >= $baseline_start AND finished_at < $at
     GROUP BY team
 ),
 eligible AS (
-    -- Large enough to be shown, and it spent something: y = ln(C / N).
+    -- Large enough to be shown, and it spent something.
     SELECT t.team, t.product, t.developers, c.cost,
-           COALESCE(t.peer_group, t.product)          AS own_group,
-           ln(c.cost / CAST(t.developers AS DOUBLE)) AS y
+           COALESCE(t.peer_group, t.product)            AS own_group,
+           log_cost_per_developer(c.cost, t.developers) AS y
     FROM teams t
     JOIN team_cost c ON c.team = t.team
-    WHERE t.developers >= :min_team_size AND c.cost > 0
+    WHERE is_eligible(t.developers, c.cost, $min_team_size)
 ),
 group_size AS (
     SELECT own_group, COUNT(*) AS peers FROM eligible GROUP BY own_group
@@ -27,10 +29,10 @@ membership AS (
     SELECT team, '_org' AS peer_group, y FROM eligible
 ),
 centre AS (
-    SELECT peer_group, median(y) AS m FROM membership GROUP BY peer_group
+    SELECT peer_group, peer_median(y) AS m FROM membership GROUP BY peer_group
 ),
 spread AS (
-    SELECT mb.peer_group, median(abs(mb.y - c.m)) AS mad
+    SELECT mb.peer_group, peer_spread(peer_median(abs(mb.y - c.m))) AS s
     FROM membership mb
     JOIN centre c ON c.peer_group = mb.peer_group
     GROUP BY mb.peer_group
@@ -38,29 +40,23 @@ spread AS (
 assigned AS (
     -- A group with too few eligible teams is replaced by `_org`.
     SELECT e.*,
-           CASE WHEN g.peers >= :min_peers THEN e.own_group ELSE '_org' END AS peer_group
+           CASE WHEN g.peers >= $min_peers THEN e.own_group ELSE '_org' END AS peer_group
     FROM eligible e
     JOIN group_size g ON g.own_group = e.own_group
 ),
 scored AS (
-    SELECT a.team, a.product, a.peer_group, a.developers, a.cost, a.y,
-           c.m,
-           greatest(1.4826 * s.mad, 0.05) AS s
+    SELECT a.team, a.product, a.peer_group, a.developers, a.cost, a.y, c.m, s.s,
+           band_zscore(a.y, c.m, s.s) AS zscore
     FROM assigned a
     JOIN centre c ON c.peer_group = a.peer_group
     JOIN spread s ON s.peer_group = a.peer_group
 )
 SELECT team, product, peer_group, developers,
-       cost                                            AS cost_eur,
-       cost / CAST(developers AS DOUBLE)               AS cost_per_developer_eur,
-       y, m, s,
-       (y - m) / s                                     AS zscore,
-       developers * exp(m)                             AS expected_eur,
-       developers * exp(m - :k_sigma * s)              AS lower_eur,
-       developers * exp(m + :k_sigma * s)              AS upper_eur,
-       CASE
-           WHEN (y - m) / s > :k_sigma  THEN 'above'
-           WHEN (y - m) / s < -:k_sigma THEN 'below'
-           ELSE 'within'
-       END                                             AS status
+       cost                                          AS cost_eur,
+       cost / CAST(developers AS DOUBLE)             AS cost_per_developer_eur,
+       y, m, s, zscore,
+       band_expected(developers, m, s, $k_sigma)     AS expected_eur,
+       band_lower(developers, m, s, $k_sigma)        AS lower_eur,
+       band_upper(developers, m, s, $k_sigma)        AS upper_eur,
+       band_status(zscore, $k_sigma)                 AS status
 FROM scored

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use buildcost_store::Store;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, Utc};
 use datafusion::catalog::Session;
+use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -18,7 +19,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::settings::QuerySettings;
-use crate::{Error, Result};
+use crate::Result;
 
 /// The SQL of the `builds` view.
 pub const BUILDS_SQL: &str = include_str!("../sql/builds.sql");
@@ -29,7 +30,7 @@ pub const BASELINE_SQL: &str = include_str!("../sql/baseline.sql");
 /// The SQL of one window's totals.
 pub const WINDOW_TOTALS_SQL: &str = include_str!("../sql/window_totals.sql");
 
-/// A SQL parameter value, rendered as a literal.
+/// A value for a `$name` parameter of a SQL template.
 #[derive(Debug, Clone)]
 pub enum Param {
     Time(DateTime<Utc>),
@@ -38,50 +39,25 @@ pub enum Param {
 }
 
 impl Param {
-    fn literal(&self) -> String {
+    fn scalar(&self) -> ScalarValue {
         match self {
-            Param::Time(t) => format!(
-                "arrow_cast('{}', 'Timestamp(µs, \"UTC\")')",
-                t.to_rfc3339_opts(SecondsFormat::Micros, true)
-            ),
-            Param::Int(i) => i.to_string(),
-            // `{:?}` keeps a decimal point and every digit, so the literal is a DOUBLE.
-            Param::Float(f) => format!("CAST({f:?} AS DOUBLE)"),
+            Param::Time(t) => {
+                ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some("UTC".into()))
+            }
+            Param::Int(i) => ScalarValue::Int64(Some(*i)),
+            Param::Float(f) => ScalarValue::Float64(Some(*f)),
         }
     }
 }
 
-/// Replaces every `:name` in `sql` with its parameter's literal.
-///
-/// # Errors
-/// A `:name` with no value (a bug in a shipped template).
-pub fn bind(sql: &str, params: &BTreeMap<&str, Param>) -> Result<String> {
-    let mut out = String::with_capacity(sql.len());
-    let mut rest = sql;
-    while let Some(i) = rest.find(':') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let len = after
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(after.len());
-        let name = &after[..len];
-        // Only `:name` binds; `::` casts and `':'` in text are left alone.
-        if name.is_empty()
-            || !name.starts_with(|c: char| c.is_ascii_lowercase())
-            || out.ends_with(':')
-        {
-            out.push(':');
-            rest = after;
-            continue;
-        }
-        let value = params
-            .get(name)
-            .ok_or_else(|| Error::MissingParameter(name.to_owned()))?;
-        out.push_str(&value.literal());
-        rest = &after[len..];
-    }
-    out.push_str(rest);
-    Ok(out)
+/// DataFusion's parameter values for `$name` placeholders.
+fn param_values(params: &BTreeMap<&str, Param>) -> ParamValues {
+    ParamValues::from(
+        params
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.scalar()))
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// A DataFusion session over the store, with the tables and views of the product:
@@ -90,7 +66,10 @@ pub fn bind(sql: &str, params: &BTreeMap<&str, Param>) -> Result<String> {
 /// - `builds`: one row per distinct build, with `cost_eur`, `waste_class`, `waste_owner`;
 /// - `teams`: every team with builds in the 28 days before `at`, its product, size, peer group;
 /// - `baseline`: each eligible team's cost per developer against its peer group's band;
-/// - `runner_prices`, `default_price`, `teams_file`: the configuration as tables.
+/// - `runner_prices`, `default_price`, `teams_file`: the configuration as tables;
+///
+/// and the product's rules as SQL functions ([`crate::functions`]): `build_cost`,
+/// `waste_class`, `team_size`, `peer_median`, `band_status`, ….
 pub struct BuildcostContext {
     ctx: SessionContext,
     settings: QuerySettings,
@@ -142,13 +121,14 @@ impl BuildcostContext {
         columns: Option<&[&str]>,
     ) -> Result<Self> {
         let projection = columns.map_or_else(|| "*".to_owned(), |c| c.join(", "));
-        let sql = bind(
-            &format!(
-                "SELECT {projection} FROM builds WHERE finished_at >= :from AND finished_at < :to"
-            ),
-            &BTreeMap::from([("from", Param::Time(from)), ("to", Param::Time(to))]),
-        )?;
-        let frame = self.ctx.sql(&sql).await?;
+        let frame = self
+            .planned(
+                &format!(
+                    "SELECT {projection} FROM builds WHERE finished_at >= $from AND finished_at < $to"
+                ),
+                &BTreeMap::from([("from", Param::Time(from)), ("to", Param::Time(to))]),
+            )
+            .await?;
         let schema = Arc::new(frame.schema().as_arrow().clone());
         let batches = frame.collect().await?;
         let table = Arc::new(MemTable::try_new(schema, vec![batches])?);
@@ -182,6 +162,7 @@ impl BuildcostContext {
         partitions: usize,
     ) -> Result<Self> {
         let ctx = new_session(partitions);
+        crate::functions::register(&ctx, &buildcost_model::Prices::new(&settings.pricing));
         register_prices(&ctx, settings)?;
         register_teams_file(&ctx, settings)?;
         let mut this = BuildcostContext {
@@ -251,11 +232,22 @@ impl BuildcostContext {
     }
 
     async fn create_view(&self, name: &str, template: &str) -> Result<()> {
-        let body = bind(template, &self.params())?;
-        self.ctx
-            .sql(&format!("CREATE VIEW {name} AS {body}"))
-            .await?;
+        let frame = self.planned(template, &self.params()).await?;
+        self.ctx.register_table(name, frame.into_view())?;
         Ok(())
+    }
+
+    /// `sql` planned with its `$name` parameters bound.
+    async fn planned(
+        &self,
+        sql: &str,
+        params: &BTreeMap<&str, Param>,
+    ) -> Result<datafusion::dataframe::DataFrame> {
+        Ok(self
+            .ctx
+            .sql(sql)
+            .await?
+            .with_param_values(param_values(params))?)
     }
 
     /// Runs one SQL statement and collects its result.
@@ -277,7 +269,7 @@ impl BuildcostContext {
     ) -> Result<Vec<RecordBatch>> {
         let mut params = self.params();
         params.extend(extra.iter().cloned());
-        self.sql(&bind(template, &params)?).await
+        Ok(self.planned(template, &params).await?.collect().await?)
     }
 }
 
@@ -472,23 +464,4 @@ fn register_teams_file(ctx: &SessionContext, settings: &QuerySettings) -> Result
     )?;
     ctx.register_batch("teams_file", batch)?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn binds_named_parameters_only() {
-        let params = BTreeMap::from([("at", Param::Int(5)), ("k_sigma", Param::Float(2.0))]);
-        assert_eq!(
-            bind("a < :at AND z > :k_sigma", &params).unwrap(),
-            "a < 5 AND z > CAST(2.0 AS DOUBLE)"
-        );
-        assert_eq!(
-            bind("x::DOUBLE, ':' , :at", &params).unwrap(),
-            "x::DOUBLE, ':' , 5"
-        );
-        assert!(matches!(bind(":nope", &params), Err(Error::MissingParameter(n)) if n == "nope"));
-    }
 }

@@ -15,19 +15,22 @@
 //! # Ok(()) }
 //! ```
 
+pub mod config;
 mod context;
+mod engine;
 mod error;
-mod incremental;
+pub mod functions;
+pub mod peer;
 mod render;
-mod rollup;
 mod settings;
 mod snapshot;
 
+pub use config::FiguresConfig;
 pub use context::{
-    bind, BuildcostContext, Param, BASELINE_SQL, BUILDS_SQL, TEAMS_SQL, WINDOW_TOTALS_SQL,
+    BuildcostContext, Param, BASELINE_SQL, BUILDS_SQL, TEAMS_SQL, WINDOW_TOTALS_SQL,
 };
+pub use engine::{Detail, Engine, Incremental, PipelineTotal, RefreshWork};
 pub use error::{Error, Result};
-pub use incremental::{Incremental, RefreshWork};
 pub use render::{render, OutputFormat};
 pub use settings::{QuerySettings, TeamEntry, TeamsFile};
 pub use snapshot::{

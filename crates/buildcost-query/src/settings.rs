@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use buildcost_model::config::{BaselineConfig, Config, PricingConfig, PrivacyConfig};
+use buildcost_model::config::{PricingConfig, PrivacyConfig};
+
+use crate::config::BaselineConfig;
 
 use crate::{Error, Result};
 
@@ -126,23 +128,6 @@ impl QuerySettings {
     pub fn history(&self) -> chrono::Duration {
         chrono::Duration::days(i64::from(self.baseline.window_days).max(28))
     }
-
-    /// Settings from a validated configuration, reading its teams file if it has one.
-    ///
-    /// # Errors
-    /// The teams file is unusable.
-    pub fn from_config(config: &Config) -> Result<Self> {
-        let teams = match &config.teams.file {
-            Some(path) => TeamsFile::load(path)?,
-            None => TeamsFile::default(),
-        };
-        Ok(QuerySettings {
-            pricing: config.pricing.clone(),
-            baseline: config.baseline.clone(),
-            min_team_size: config.privacy.min_team_size,
-            teams,
-        })
-    }
 }
 
 #[cfg(test)]
@@ -154,7 +139,7 @@ mod tests {
         let defaults = QuerySettings::default();
         assert_eq!(
             defaults.min_team_size,
-            Config::default().privacy.min_team_size
+            PrivacyConfig::default().min_team_size
         );
         assert!(
             defaults.min_team_size >= 1,

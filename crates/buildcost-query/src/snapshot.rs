@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
-use buildcost_model::{Status, WasteClass};
+use buildcost_model::{Exact, Status, WasteClass};
 use chrono::{DateTime, Duration, Utc};
 
 use crate::context::{BuildcostContext, Param, WINDOW_TOTALS_SQL};
@@ -57,13 +57,6 @@ impl WindowFigures {
         WasteClass::WASTE.iter().map(|c| self.waste_cost(*c)).sum()
     }
 
-    fn add(&mut self, status: Status, waste: WasteClass, builds: u64, cost: f64) {
-        self.cost_eur += cost;
-        self.builds_by_status[status_index(status)] += builds;
-        self.cost_by_waste[waste_index(waste)] += cost;
-        self.builds_by_waste[waste_index(waste)] += builds;
-    }
-
     fn merge(&mut self, other: &WindowFigures) {
         self.cost_eur += other.cost_eur;
         for (a, b) in self.builds_by_status.iter_mut().zip(other.builds_by_status) {
@@ -74,6 +67,47 @@ impl WindowFigures {
         }
         for (a, b) in self.builds_by_waste.iter_mut().zip(other.builds_by_waste) {
             *a += b;
+        }
+    }
+}
+
+/// [`WindowFigures`] summed exactly, converted once at the end.
+#[derive(Debug, Clone, Default)]
+struct ExactWindow {
+    cost: Exact,
+    builds_by_status: [u64; 5],
+    cost_by_waste: [Exact; 8],
+    builds_by_waste: [u64; 8],
+}
+
+impl ExactWindow {
+    fn add(&mut self, status: Status, waste: WasteClass, builds: u64, cost: Exact) {
+        self.cost += cost;
+        self.builds_by_status[status_index(status)] += builds;
+        self.cost_by_waste[waste_index(waste)] += cost;
+        self.builds_by_waste[waste_index(waste)] += builds;
+    }
+
+    fn figures(&self) -> WindowFigures {
+        WindowFigures {
+            cost_eur: self.cost.to_f64(),
+            builds_by_status: self.builds_by_status,
+            cost_by_waste: self.cost_by_waste.map(Exact::to_f64),
+            builds_by_waste: self.builds_by_waste,
+        }
+    }
+}
+
+impl From<crate::peer::Placement> for Baseline {
+    fn from(p: crate::peer::Placement) -> Self {
+        Baseline {
+            peer_group: p.peer_group,
+            cost_per_developer_eur: p.cost_per_developer_eur,
+            zscore: p.zscore,
+            expected_eur: p.expected_eur,
+            lower_eur: p.lower_eur,
+            upper_eur: p.upper_eur,
+            status: p.status.to_owned(),
         }
     }
 }
@@ -275,23 +309,28 @@ impl Snapshot {
             }
         };
 
-        let mut rows: BTreeMap<(String, String), TeamFigures> = BTreeMap::new();
+        type Row = (TeamFigures, BTreeMap<&'static str, ExactWindow>);
+        let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
         for (team, info) in &teams {
             let key = row_of(team, info);
             let small = key.0 == SMALL_TEAMS;
-            rows.entry(key.clone()).or_insert_with(|| TeamFigures {
-                team: key.0.clone(),
-                product: key.1.clone(),
-                developers: (!small).then_some(info.developers),
-                windows: WINDOWS
+            rows.entry(key.clone()).or_insert_with(|| {
+                let figures = TeamFigures {
+                    team: key.0.clone(),
+                    product: key.1.clone(),
+                    developers: (!small).then_some(info.developers),
+                    windows: BTreeMap::new(),
+                    baseline: if small {
+                        None
+                    } else {
+                        baselines.get(team).cloned()
+                    },
+                };
+                let windows = WINDOWS
                     .iter()
-                    .map(|(w, _)| (*w, WindowFigures::default()))
-                    .collect(),
-                baseline: if small {
-                    None
-                } else {
-                    baselines.get(team).cloned()
-                },
+                    .map(|(w, _)| (*w, ExactWindow::default()))
+                    .collect();
+                (figures, windows)
             });
         }
 
@@ -300,23 +339,29 @@ impl Snapshot {
             windows: BTreeMap::new(),
         };
         for (window, rows_of_window) in totals {
-            let mut org_window = WindowFigures::default();
+            let mut org_window = ExactWindow::default();
             for (team, status, waste, builds, cost) in rows_of_window {
                 org_window.add(status, waste, builds, cost);
                 let Some(info) = teams.get(&team) else {
                     continue; // cannot happen: every window lies inside the 28 days of `teams`
                 };
-                if let Some(row) = rows.get_mut(&row_of(&team, info)) {
-                    if let Some(w) = row.windows.get_mut(window) {
+                if let Some((_, windows)) = rows.get_mut(&row_of(&team, info)) {
+                    if let Some(w) = windows.get_mut(window) {
                         w.add(status, waste, builds, cost);
                     }
                 }
             }
-            org.windows.insert(window, org_window);
+            org.windows.insert(window, org_window.figures());
         }
         Snapshot {
             at,
-            teams: rows.into_values().collect(),
+            teams: rows
+                .into_values()
+                .map(|(mut figures, windows)| {
+                    figures.windows = windows.into_iter().map(|(w, e)| (w, e.figures())).collect();
+                    figures
+                })
+                .collect(),
             org,
         }
     }
@@ -435,7 +480,7 @@ fn read_baselines(batches: &[RecordBatch]) -> Result<BTreeMap<String, Baseline>>
 }
 
 /// One row of `sql/window_totals.sql`: team, status, waste class, builds, cost.
-pub(crate) type Totals = (String, Status, WasteClass, u64, f64);
+pub(crate) type Totals = (String, Status, WasteClass, u64, Exact);
 
 fn read_totals(batches: &[RecordBatch]) -> Result<Vec<Totals>> {
     let mut out = Vec::new();
@@ -457,7 +502,7 @@ fn read_totals(batches: &[RecordBatch]) -> Result<Vec<Totals>> {
                 s,
                 w,
                 integer_value(b, "builds", i)?,
-                cost.value(i),
+                Exact::from_f64(cost.value(i)),
             ));
         }
     }

@@ -6,8 +6,9 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use buildcost_ingest::{ingest_ndjson, Ingestor, MemoryDeadLetters};
-use buildcost_model::config::{BaselineConfig, PricingConfig, RunnerPrice};
+use buildcost_model::config::{PricingConfig, RunnerPrice};
 use buildcost_model::{Classifier, Decoder, Pseudonymiser, WasteClass};
+use buildcost_query::config::BaselineConfig;
 use buildcost_query::{BuildcostContext, QuerySettings, Snapshot, TeamsFile};
 use buildcost_store::Store;
 use chrono::{DateTime, TimeZone, Utc};

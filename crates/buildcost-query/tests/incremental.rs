@@ -5,8 +5,9 @@
 
 use buildcost_generate::{GenStats, Generator, GeneratorConfig};
 use buildcost_ingest::{ingest_ndjson, Ingestor, MemoryDeadLetters};
-use buildcost_model::config::{BaselineConfig, PricingConfig, RunnerPrice};
+use buildcost_model::config::{PricingConfig, RunnerPrice};
 use buildcost_model::{Classifier, Decoder, Pseudonymiser, WasteClass};
+use buildcost_query::config::BaselineConfig;
 use buildcost_query::{
     BuildcostContext, Incremental, QuerySettings, Snapshot, TeamFigures, TeamsFile, WindowFigures,
 };
@@ -423,4 +424,93 @@ async fn a_build_stored_twice_counts_once_with_its_first_copy() {
         s.org.windows["7d"].status_builds(buildcost_model::Status::Failure),
         count("SELECT COUNT(*) AS n FROM builds WHERE status = 'failure' AND finished_at >= arrow_cast('2026-10-26T00:00:00Z', 'Timestamp(µs, \"UTC\")')").await
     );
+}
+
+/// The rollup objects a persisting engine left in the store, by kind (`keys`, `rollup`).
+fn stored_rollups(store: &Store, kind: &str) -> Vec<std::path::PathBuf> {
+    let dir = store.root().join("_rollups/v1");
+    let mut out: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    out.retain(|p| p.extension().is_some_and(|e| e == kind));
+    out.sort();
+    out
+}
+
+/// A persisting engine keeps each closed day's rollup in the store. A new engine (a cold
+/// `metrics --at`, a restarted service) reads the rollups instead of the Parquet files and
+/// gives the same figures to the last bit; a day whose files changed, or whose rollup is
+/// damaged, is read from its files again.
+#[tokio::test]
+async fn stored_rollups_give_the_same_figures_to_the_last_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    ingest(&store, &generated(40, 300), "history");
+    let settings = QuerySettings::default();
+    let at = end();
+
+    let mut first = buildcost_query::Engine::new().persisting();
+    let computed = check(&mut first, &store, &settings, at).await;
+    assert_eq!(first.last_work().days_classified, 28);
+    assert_eq!(first.last_work().days_loaded, 0);
+    assert_eq!(
+        stored_rollups(&store, "rollup").len(),
+        28,
+        "the window's closed days"
+    );
+    assert_eq!(
+        stored_rollups(&store, "keys").len(),
+        40,
+        "every closed day's success keys, those before the window too"
+    );
+
+    let mut second = buildcost_query::Engine::new().persisting();
+    let loaded = second.snapshot(&store, &settings, at).await.unwrap();
+    assert_eq!(second.last_work().days_loaded, 28);
+    assert_eq!(second.last_work().days_classified, 0);
+    assert_eq!(loaded, computed, "the same figures, bit for bit");
+    let in_memory = Incremental::new()
+        .snapshot(&store, &settings, at)
+        .await
+        .unwrap();
+    assert_eq!(in_memory, computed);
+
+    // A late event in a closed day of the window: that day's rollup is stale.
+    let late_day = end() - Duration::days(3);
+    let late = rerun_of_a_first_success(
+        &store,
+        &settings,
+        (end() - Duration::days(2), at),
+        "late-for-the-rollups",
+        late_day - Duration::hours(2),
+    )
+    .await;
+    ingest(&store, &[late.to_string()], "late-rollups");
+    let mut third = buildcost_query::Engine::new().persisting();
+    let after = check(&mut third, &store, &settings, at).await;
+    assert_eq!(third.last_work().days_classified, 1, "the late event's day");
+    assert_eq!(third.last_work().days_loaded, 27);
+    let dup = |s: &Snapshot| s.org.windows["28d"].waste_builds(WasteClass::Duplicate);
+    assert_eq!(dup(&after), dup(&computed) + 1);
+
+    // A damaged rollup is never used.
+    let victim = &stored_rollups(&store, "rollup")[5];
+    let bytes = std::fs::read(victim).unwrap();
+    std::fs::write(victim, &bytes[..bytes.len() / 2]).unwrap();
+    let mut fourth = buildcost_query::Engine::new().persisting();
+    let again = fourth.snapshot(&store, &settings, at).await.unwrap();
+    assert_eq!(fourth.last_work().days_classified, 1);
+    assert_eq!(again, after);
+
+    // Other prices: other rollups, the figures of those prices.
+    let mut pricing = PricingConfig::default();
+    pricing.default.eur_per_build = 0.05;
+    let priced = QuerySettings {
+        pricing,
+        ..settings.clone()
+    };
+    let mut fifth = buildcost_query::Engine::new().persisting();
+    check(&mut fifth, &store, &priced, at).await;
+    assert_eq!(fifth.last_work().days_loaded, 0);
+    assert_eq!(stored_rollups(&store, "rollup").len(), 56);
 }

@@ -7,423 +7,57 @@
 
 use std::collections::BTreeMap;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::Float64Type;
-use buildcost_model::{Status, WasteClass};
-use buildcost_query::{
-    Baseline, BuildcostContext, OrgFigures, Param, Snapshot, TeamFigures, WindowFigures,
-};
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use buildcost_query::{Engine, QuerySettings, TeamFigures};
+use buildcost_store::Store;
+use chrono::{DateTime, Utc};
 
+use crate::contents::*;
 use crate::hints;
 use crate::week::IsoWeek;
 use crate::{Error, Result};
 
-/// The columns of `builds` the reports read (kept in memory for the trend's weeks).
-const COLUMNS: &[&str] = &[
-    "team",
-    "product",
-    "author_key",
-    "finished_at",
-    "status",
-    "failure_category",
-    "waste_class",
-    "cost_eur",
-    "unpriced",
-    "repository",
-    "pipeline",
-];
-
-/// Weeks in a trend: the report's week and the 8 before it.
-pub const TREND_WEEKS: i64 = 9;
-/// Pipelines listed per table.
-pub const TOP_PIPELINES: usize = 5;
-/// Teams listed as most improved.
-pub const TOP_IMPROVED: usize = 5;
-/// Weeks before the report's week whose mean waste a team's improvement is measured against.
-pub const IMPROVEMENT_BASIS_WEEKS: usize = 4;
-/// Annualising factor of a week's figure (savings potential).
-pub const WEEKS_PER_YEAR: f64 = 52.0;
-
-/// Cost and builds of one waste class.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct WasteLine {
-    pub waste_class: &'static str,
-    /// `developer` or `platform`.
-    pub owner: &'static str,
-    pub cost_eur: f64,
-    pub builds: u64,
-}
-
-/// Cost, builds and waste of one week (a team's or the org's).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct WeekFigures {
-    pub week: IsoWeek,
-    /// Monday 00:00 UTC, inclusive.
-    pub start: String,
-    /// The next Monday 00:00 UTC, exclusive; the evaluation instant of the baseline.
-    pub end: String,
-    pub cost_eur: f64,
-    pub builds: u64,
-    /// Every status, 0 when none.
-    pub builds_by_status: BTreeMap<&'static str, u64>,
-    /// Every waste class but `none`, in the spec's order.
-    pub waste: Vec<WasteLine>,
-    /// Cost of every class but `none`.
-    pub waste_eur: f64,
-    /// Waste owned by developers (superseded, avoidable_failure, cancelled, duplicate).
-    pub developer_waste_eur: f64,
-    /// Waste owned by the platform (flaky, infra_failure, timeout).
-    pub platform_waste_eur: f64,
-    /// `waste_eur / cost_eur` (0 when nothing was spent).
-    pub waste_ratio: f64,
-    /// Cost of `avoidable_failure` builds.
-    pub avoidable_eur: f64,
-    /// `avoidable_eur / cost_eur`: the northstar ratio over this week (0 when nothing was spent).
-    pub avoidable_share: f64,
-}
-
-impl WeekFigures {
-    fn new(week: IsoWeek, w: &WindowFigures) -> Self {
-        let waste: Vec<WasteLine> = WasteClass::WASTE
-            .iter()
-            .map(|c| WasteLine {
-                waste_class: c.as_str(),
-                owner: c.owner(),
-                cost_eur: w.waste_cost(*c),
-                builds: w.waste_builds(*c),
-            })
-            .collect();
-        let owned = |owner: &str| {
-            waste
-                .iter()
-                .filter(|l| l.owner == owner)
-                .map(|l| l.cost_eur)
-                .sum()
-        };
-        let avoidable = w.waste_cost(WasteClass::AvoidableFailure);
-        WeekFigures {
-            week,
-            start: instant(week.start()),
-            end: instant(week.end()),
-            cost_eur: w.cost_eur,
-            builds: w.builds(),
-            builds_by_status: Status::ALL
-                .iter()
-                .map(|s| (s.as_str(), w.status_builds(*s)))
-                .collect(),
-            developer_waste_eur: owned("developer"),
-            platform_waste_eur: owned("platform"),
-            waste_eur: w.total_waste_cost(),
-            waste_ratio: ratio(w.total_waste_cost(), w.cost_eur),
-            avoidable_eur: avoidable,
-            avoidable_share: ratio(avoidable, w.cost_eur),
-            waste,
-        }
-    }
-
-    /// Cost of one waste class.
-    pub fn waste_cost(&self, class: WasteClass) -> f64 {
-        self.line(class).map_or(0.0, |l| l.cost_eur)
-    }
-
-    /// Builds of one waste class.
-    pub fn waste_builds(&self, class: WasteClass) -> u64 {
-        self.line(class).map_or(0, |l| l.builds)
-    }
-
-    /// Builds of one status.
-    pub fn status_builds(&self, status: Status) -> u64 {
-        self.builds_by_status
-            .get(status.as_str())
-            .copied()
-            .unwrap_or(0)
-    }
-
-    fn line(&self, class: WasteClass) -> Option<&WasteLine> {
-        self.waste.iter().find(|l| l.waste_class == class.as_str())
-    }
-}
-
-/// Where a team stands against teams of its size at the end of the week (spec section 7), over
-/// the baseline window (`baseline.window_days`, default the 28 days to the end of the week).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Band {
-    pub peer_group: String,
-    pub window_days: u32,
-    /// The team's cost over the baseline window.
-    pub cost_eur: f64,
-    pub cost_per_developer_eur: f64,
-    pub expected_per_developer_eur: f64,
-    pub lower_per_developer_eur: f64,
-    pub upper_per_developer_eur: f64,
-    pub expected_eur: f64,
-    pub lower_eur: f64,
-    pub upper_eur: f64,
-    pub zscore: f64,
-    /// `above`, `within` or `below`.
-    pub status: String,
-}
-
-impl Band {
-    fn new(b: &Baseline, developers: u64, window_days: u32) -> Self {
-        let n = developers as f64;
-        Band {
-            peer_group: b.peer_group.clone(),
-            window_days,
-            cost_eur: b.cost_per_developer_eur * n,
-            cost_per_developer_eur: b.cost_per_developer_eur,
-            expected_per_developer_eur: b.expected_eur / n,
-            lower_per_developer_eur: b.lower_eur / n,
-            upper_per_developer_eur: b.upper_eur / n,
-            expected_eur: b.expected_eur,
-            lower_eur: b.lower_eur,
-            upper_eur: b.upper_eur,
-            zscore: b.zscore,
-            status: b.status.clone(),
-        }
-    }
-
-    /// Euros above the upper bound over the baseline window (0 when not above it).
-    pub fn above_upper_eur(&self) -> f64 {
-        (self.cost_eur - self.upper_eur).max(0.0)
-    }
-}
-
-/// One team (or merged small-teams row) in one week.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TeamWeek {
-    #[serde(flatten)]
-    pub figures: WeekFigures,
-    /// Team size N at the end of the week; `None` for `_small_teams`.
-    pub developers: Option<u64>,
-    /// Builds / N / 7.
-    pub builds_per_developer_per_day: Option<f64>,
-    /// This week's cost / N.
-    pub cost_per_developer_eur: Option<f64>,
-    /// Only for teams eligible for a baseline (spec section 7).
-    pub baseline: Option<Band>,
-}
-
-impl TeamWeek {
-    fn new(week: IsoWeek, row: &TeamFigures, window_days: u32) -> Self {
-        let w = row.windows.get("7d").cloned().unwrap_or_default();
-        let n = row.developers.filter(|n| *n > 0);
-        TeamWeek {
-            figures: WeekFigures::new(week, &w),
-            developers: row.developers,
-            builds_per_developer_per_day: n.map(|n| w.builds() as f64 / n as f64 / 7.0),
-            cost_per_developer_eur: n.map(|n| w.cost_eur / n as f64),
-            baseline: row
-                .baseline
-                .as_ref()
-                .zip(n)
-                .map(|(b, n)| Band::new(b, n, window_days)),
-        }
-    }
-}
-
-/// One pipeline of a team in the week, by name: never who ran it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PipelineLine {
-    pub repository: String,
-    pub pipeline: String,
-    pub builds: u64,
-    pub cost_eur: f64,
-    pub avoidable_failures: u64,
-    pub avoidable_eur: f64,
-}
-
-/// A hint in plain language, with the euros a month it is about.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Hint {
-    pub text: String,
-    pub eur_per_month: f64,
-}
-
-/// The report of one team (or of one merged `_small_teams` row).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TeamReport {
-    pub week: IsoWeek,
-    pub team: String,
-    pub product: String,
-    /// A merged row of teams below `privacy.min_team_size`.
-    pub small_teams: bool,
-    pub this_week: TeamWeek,
-    /// The report's week and the 8 before it, oldest first; a week where the team had no row
-    /// of its own (no builds in the 28 days before, or below the minimum size) is left out.
-    pub weeks: Vec<TeamWeek>,
-    /// Most expensive pipelines this week (not for `_small_teams`, whose pipelines would name
-    /// its teams).
-    pub top_pipelines_by_cost: Vec<PipelineLine>,
-    /// Pipelines with the most avoidable failures this week (same rule).
-    pub top_pipelines_by_avoidable_failures: Vec<PipelineLine>,
-    /// Avoidable failures this week by failure category (`syntax`, `compile`, `lint`, `format`).
-    pub avoidable_failures_by_category: BTreeMap<String, u64>,
-    pub hints: Vec<Hint>,
-}
-
-impl TeamReport {
-    /// The file name of the report, without extension.
-    pub fn file_stem(&self) -> String {
-        let name = if self.small_teams {
-            format!("{}-{}", self.team, self.product)
-        } else {
-            self.team.clone()
-        };
-        name.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    }
-}
-
-/// The org in one week.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OrgWeek {
-    #[serde(flatten)]
-    pub figures: WeekFigures,
-    /// Sum of N over every team with builds in the 28 days to the end of the week.
-    pub developers: u64,
-    /// Builds / org developers / 7.
-    pub builds_per_developer_per_day: Option<f64>,
-}
-
-impl OrgWeek {
-    fn new(week: IsoWeek, org: &OrgFigures) -> Self {
-        let w = org.windows.get("7d").cloned().unwrap_or_default();
-        OrgWeek {
-            figures: WeekFigures::new(week, &w),
-            developers: org.developers,
-            builds_per_developer_per_day: (org.developers > 0)
-                .then(|| w.builds() as f64 / org.developers as f64 / 7.0),
-        }
-    }
-}
-
-/// Waste avoided every week for a year.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Savings {
-    /// This week's waste (every class but `none`) × 52.
-    pub eur_per_year: f64,
-    /// This week's avoidable failures × 52: the northstar's share of it.
-    pub avoidable_eur_per_year: f64,
-    /// This week's developer-owned waste × 52.
-    pub developer_eur_per_year: f64,
-    /// This week's platform-owned waste × 52.
-    pub platform_eur_per_year: f64,
-}
-
-/// A team above its peer band at the end of the week.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AboveBand {
-    pub team: String,
-    pub product: String,
-    pub developers: u64,
-    #[serde(flatten)]
-    pub band: Band,
-    /// Cost over the baseline window minus its upper bound.
-    pub above_upper_eur: f64,
-}
-
-/// A team whose waste fell most against the weeks before.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Improved {
-    pub team: String,
-    pub product: String,
-    pub waste_eur: f64,
-    /// Mean weekly waste over the weeks of `basis_weeks` in which the team had a row.
-    pub previous_waste_eur: f64,
-    pub basis_weeks: Vec<IsoWeek>,
-    /// `previous_waste_eur - waste_eur`.
-    pub less_waste_eur: f64,
-    pub waste_ratio: f64,
-    pub previous_waste_ratio: f64,
-}
-
-/// What came in and could not be used, this week.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DataQuality {
-    /// Events rejected this week (by the instant they were rejected), by reason.
-    pub rejected_by_reason: BTreeMap<String, u64>,
-    pub rejected: u64,
-    /// Builds this week whose runner class is not in the price table (priced with the default).
-    pub unpriced_builds: u64,
-    pub unpriced_cost_eur: f64,
-}
-
-/// The directors' summary.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Summary {
-    pub week: IsoWeek,
-    pub org: OrgWeek,
-    /// The report's week and the 8 before it, oldest first.
-    pub weeks: Vec<OrgWeek>,
-    pub savings_potential: Savings,
-    /// Sorted by euros above the upper bound, largest first.
-    pub teams_above_band: Vec<AboveBand>,
-    pub most_improved: Vec<Improved>,
-    pub data_quality: DataQuality,
-    /// Every team row this week (small teams merged): the team-week table.
-    pub teams: Vec<TeamRow>,
-}
-
-/// One row of the summary's team table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TeamRow {
-    pub team: String,
-    pub product: String,
-    #[serde(flatten)]
-    pub week: TeamWeek,
-}
-
-/// Every report of one week.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct WeeklyReport {
-    pub week: IsoWeek,
-    pub generated_at: String,
-    pub summary: Summary,
-    pub teams: Vec<TeamReport>,
-}
-
-/// Computes the reports of `week` from `base` (a context over the store; its instant is not
-/// used). `rejected_by_reason` are the week's rejected events (see
+/// Computes the reports of `week` from `store` through the figures `engine` (the one that
+/// makes the gauges: each week of the trend is a snapshot at the week's end, and each day is
+/// classified once for all of them). `rejected_by_reason` are the week's rejected events (see
 /// [`crate::rejections_in`]).
 ///
 /// # Errors
-/// A query failed.
-pub async fn compute(
-    base: &BuildcostContext,
+/// The store cannot be read.
+pub fn compute(
+    engine: &mut Engine,
+    store: &Store,
+    settings: &QuerySettings,
     week: IsoWeek,
     rejected_by_reason: BTreeMap<String, u64>,
     generated_at: DateTime<Utc>,
 ) -> Result<WeeklyReport> {
-    let window_days = base.settings().baseline.window_days;
-    let first = week.minus(TREND_WEEKS - 1);
-    let data = base
-        .materialize(
-            first.end() - base.settings().history(),
-            week.end(),
-            Some(COLUMNS),
-        )
-        .await?;
-
+    let window_days = settings.baseline.window_days;
     let mut snapshots = Vec::new();
     for back in (0..TREND_WEEKS).rev() {
         let w = week.minus(back);
-        let ctx = data.at_instant(w.end()).await?;
-        snapshots.push((w, Snapshot::compute(&ctx).await?));
+        snapshots.push((w, engine.snapshot_now(store, settings, w.end())?));
     }
-    let ctx = data.at_instant(week.end()).await?;
-    let pipelines = read_pipelines(&ctx, week).await?;
-    let categories = read_categories(&ctx, week).await?;
-    let (unpriced_builds, unpriced_cost_eur) = read_unpriced(&ctx, week).await?;
+    let detail = engine.detail(settings, week.start().date_naive(), week.end().date_naive())?;
+    let pipelines: BTreeMap<String, Vec<PipelineLine>> = detail
+        .pipelines
+        .into_iter()
+        .map(|(team, lines)| {
+            let lines = lines
+                .into_iter()
+                .map(|p| PipelineLine {
+                    repository: p.repository,
+                    pipeline: p.pipeline,
+                    builds: p.builds,
+                    cost_eur: p.cost_eur,
+                    avoidable_failures: p.avoidable_failures,
+                    avoidable_eur: p.avoidable_eur,
+                })
+                .collect();
+            (team, lines)
+        })
+        .collect();
+    let categories = detail.categories;
+    let (unpriced_builds, unpriced_cost_eur) = (detail.unpriced_builds, detail.unpriced_cost_eur);
 
     let (_, current) = snapshots
         .last()
@@ -588,120 +222,4 @@ fn most_improved(teams: &[TeamReport], week: IsoWeek) -> Vec<Improved> {
     });
     out.truncate(TOP_IMPROVED);
     out
-}
-
-fn week_params(week: IsoWeek) -> [(&'static str, Param); 1] {
-    [("week_start", Param::Time(week.start()))]
-}
-
-async fn read_pipelines(
-    ctx: &BuildcostContext,
-    week: IsoWeek,
-) -> Result<BTreeMap<String, Vec<PipelineLine>>> {
-    let batches = ctx
-        .template(
-            "SELECT team, repository, pipeline, COUNT(*) AS builds, SUM(cost_eur) AS cost_eur, \
-                    SUM(CASE WHEN waste_class = 'avoidable_failure' THEN 1 ELSE 0 END) AS avoidable_failures, \
-                    SUM(CASE WHEN waste_class = 'avoidable_failure' THEN cost_eur ELSE 0.0 END) AS avoidable_eur \
-             FROM builds WHERE finished_at >= :week_start AND finished_at < :at \
-             GROUP BY team, repository, pipeline ORDER BY team, repository, pipeline",
-            &week_params(week),
-        )
-        .await?;
-    let mut out: BTreeMap<String, Vec<PipelineLine>> = BTreeMap::new();
-    for b in &batches {
-        for i in 0..b.num_rows() {
-            out.entry(string(b, "team", i)?)
-                .or_default()
-                .push(PipelineLine {
-                    repository: string(b, "repository", i)?,
-                    pipeline: string(b, "pipeline", i)?,
-                    builds: integer(b, "builds", i)?,
-                    cost_eur: float(b, "cost_eur", i)?,
-                    avoidable_failures: integer(b, "avoidable_failures", i)?,
-                    avoidable_eur: float(b, "avoidable_eur", i)?,
-                });
-        }
-    }
-    Ok(out)
-}
-
-async fn read_categories(
-    ctx: &BuildcostContext,
-    week: IsoWeek,
-) -> Result<BTreeMap<String, BTreeMap<String, u64>>> {
-    let batches = ctx
-        .template(
-            "SELECT team, COALESCE(failure_category, 'unknown') AS category, COUNT(*) AS builds \
-             FROM builds WHERE waste_class = 'avoidable_failure' \
-               AND finished_at >= :week_start AND finished_at < :at \
-             GROUP BY team, failure_category ORDER BY team, category",
-            &week_params(week),
-        )
-        .await?;
-    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for b in &batches {
-        for i in 0..b.num_rows() {
-            out.entry(string(b, "team", i)?)
-                .or_default()
-                .insert(string(b, "category", i)?, integer(b, "builds", i)?);
-        }
-    }
-    Ok(out)
-}
-
-async fn read_unpriced(ctx: &BuildcostContext, week: IsoWeek) -> Result<(u64, f64)> {
-    let batches = ctx
-        .template(
-            "SELECT COUNT(*) AS builds, COALESCE(SUM(cost_eur), 0.0) AS cost_eur \
-             FROM builds WHERE unpriced AND finished_at >= :week_start AND finished_at < :at",
-            &week_params(week),
-        )
-        .await?;
-    match batches.iter().find(|b| b.num_rows() > 0) {
-        Some(b) => Ok((integer(b, "builds", 0)?, float(b, "cost_eur", 0)?)),
-        None => Ok((0, 0.0)),
-    }
-}
-
-fn column<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a dyn Array> {
-    b.column_by_name(name)
-        .map(|c| c.as_ref())
-        .ok_or_else(|| Error::Shape(format!("no column `{name}`")))
-}
-
-fn string(b: &RecordBatch, name: &str, row: usize) -> Result<String> {
-    let c = column(b, name)?;
-    let a = c
-        .as_string_opt::<i32>()
-        .ok_or_else(|| Error::Shape(format!("`{name}` is not a string column")))?;
-    Ok(if a.is_null(row) {
-        String::new()
-    } else {
-        a.value(row).to_owned()
-    })
-}
-
-fn float(b: &RecordBatch, name: &str, row: usize) -> Result<f64> {
-    let c = column(b, name)?;
-    let a = c
-        .as_primitive_opt::<Float64Type>()
-        .ok_or_else(|| Error::Shape(format!("`{name}` is not a DOUBLE column")))?;
-    Ok(if a.is_null(row) { 0.0 } else { a.value(row) })
-}
-
-fn integer(b: &RecordBatch, name: &str, row: usize) -> Result<u64> {
-    Ok(buildcost_query::integer_value(b, name, row)?)
-}
-
-fn ratio(part: f64, whole: f64) -> f64 {
-    if whole > 0.0 {
-        part / whole
-    } else {
-        0.0
-    }
-}
-
-fn instant(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

@@ -6,8 +6,8 @@
 
 use buildcost_model::{Status, WasteClass};
 
-use crate::figures::{Hint, TeamReport};
-use crate::format::{eur, percent};
+use crate::contents::{Hint, TeamReport};
+use crate::numbers::{eur, percent};
 
 /// Most hints per report.
 pub const MAX_HINTS: usize = 2;

@@ -1,36 +1,43 @@
 //! Weekly team cost reports and the directors' summary.
 //!
+//! The figures come from the same engine as the gauges ([`buildcost_query::Engine`]).
+//!
 //! ```no_run
-//! use buildcost_query::{BuildcostContext, QuerySettings};
+//! use buildcost_query::{Engine, QuerySettings};
 //! use buildcost_report::{Format, IsoWeek, Selection};
 //! use buildcost_store::Store;
 //!
-//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! # fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = Store::open("./buildcost-data")?;
 //! let week = IsoWeek::last_complete(chrono::Utc::now());
-//! let ctx = BuildcostContext::open(&store, &QuerySettings::default(), week.end()).await?;
 //! let rejected = buildcost_report::rejections_in(&store, week)?;
-//! let report = buildcost_report::compute(&ctx, week, rejected, chrono::Utc::now()).await?;
+//! let settings = QuerySettings::default();
+//! let report = buildcost_report::compute(
+//!     &mut Engine::new(), &store, &settings, week, rejected, chrono::Utc::now(),
+//! )?;
 //! buildcost_report::write(&report, Format::Markdown, "reports".as_ref(), &Selection::default())?;
 //! # Ok(()) }
 //! ```
 
+mod contents;
 mod error;
 mod figures;
 pub mod format;
 mod hints;
+mod numbers;
 mod week;
 
 use std::collections::BTreeMap;
 
 use buildcost_store::Store;
 
-pub use error::{Error, Result};
-pub use figures::{
-    compute, AboveBand, Band, DataQuality, Hint, Improved, OrgWeek, PipelineLine, Savings, Summary,
+pub use contents::{
+    AboveBand, Band, DataQuality, Hint, Improved, OrgWeek, PipelineLine, Savings, Summary,
     TeamReport, TeamRow, TeamWeek, WasteLine, WeekFigures, WeeklyReport, IMPROVEMENT_BASIS_WEEKS,
     TOP_IMPROVED, TOP_PIPELINES, TREND_WEEKS, WEEKS_PER_YEAR,
 };
+pub use error::{Error, Result};
+pub use figures::compute;
 pub use format::{render_summary, render_team, write, Format, Selection};
 pub use week::IsoWeek;
 

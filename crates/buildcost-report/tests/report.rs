@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use arrow::array::AsArray;
 use arrow::datatypes::{Float64Type, Int64Type};
 use buildcost_ingest::{ingest_ndjson, Ingestor, MemoryDeadLetters};
-use buildcost_model::config::{BaselineConfig, PricingConfig, RunnerPrice};
+use buildcost_model::config::{PricingConfig, RunnerPrice};
 use buildcost_model::{Classifier, Decoder, Pseudonymiser};
-use buildcost_query::{BuildcostContext, QuerySettings, TeamsFile};
+use buildcost_query::config::BaselineConfig;
+use buildcost_query::{BuildcostContext, Engine, QuerySettings, TeamsFile};
 use buildcost_report::{Format, IsoWeek, Selection, WeeklyReport};
 use buildcost_store::Store;
 use chrono::{DateTime, Duration, Utc};
@@ -291,6 +292,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn report(store: &Store) -> (WeeklyReport, BuildcostContext) {
     runtime().block_on(async {
+        // The SQL views, for the checks against independent SQL.
         let ctx = BuildcostContext::open(store, &settings(), week().end())
             .await
             .unwrap();
@@ -298,9 +300,15 @@ fn report(store: &Store) -> (WeeklyReport, BuildcostContext) {
         let generated: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-11-02T06:00:00Z")
             .unwrap()
             .into();
-        let report = buildcost_report::compute(&ctx, week(), rejected, generated)
-            .await
-            .unwrap();
+        let report = buildcost_report::compute(
+            &mut Engine::new(),
+            store,
+            &settings(),
+            week(),
+            rejected,
+            generated,
+        )
+        .unwrap();
         (report, ctx)
     })
 }

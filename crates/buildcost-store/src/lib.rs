@@ -23,6 +23,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod config;
 mod crash;
 mod error;
 mod index;
@@ -37,4 +38,4 @@ pub use index::EventIndex;
 pub use keyfile::load_or_create_key;
 pub use quarantine::{Quarantined, QUARANTINE_DIR};
 pub use rejections::{Rejected, REJECTIONS_DIR};
-pub use store::{DataFile, Store, DEAD_LETTER_DIR};
+pub use store::{DataFile, Store, DEAD_LETTER_DIR, ROLLUPS_DIR};

@@ -18,6 +18,9 @@ use crate::{Error, EventIndex, Result};
 
 /// Sub-folder of the store holding dead letters (never read as data).
 pub const DEAD_LETTER_DIR: &str = "dead-letter";
+/// Sub-folder of the store holding derived per-day objects (the figures engine's day
+/// rollups): `_rollups/<version>/<YYYY-MM-DD>.…`, deleted with their day by the retention.
+pub const ROLLUPS_DIR: &str = "_rollups";
 const PARTITION_PREFIX: &str = "date=";
 pub(crate) const DATA_SUFFIX: &str = ".parquet";
 pub(crate) const TEMP_SUFFIX: &str = ".parquet.tmp";
@@ -27,6 +30,21 @@ pub(crate) const TEMP_SUFFIX: &str = ".parquet.tmp";
 pub struct DataFile {
     pub day: NaiveDate,
     pub path: PathBuf,
+    /// Size in bytes, as listed.
+    pub size: u64,
+    /// Last modification, in microseconds since the epoch, as listed: with the size and the
+    /// name it tells a file rewritten under the same name.
+    pub modified: i64,
+}
+
+impl DataFile {
+    /// The file's name inside its day's folder.
+    pub fn name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
 }
 
 /// A store rooted at a local folder.
@@ -112,7 +130,22 @@ impl Store {
         for (day, dir) in self.list_partitions()? {
             let entries = std::fs::read_dir(&dir).map_err(Error::io("list", &dir))?;
             for path in data_files(&dir, entries)? {
-                files.push(DataFile { day, path });
+                // A file that went between the listing and this look (retention, the
+                // quarantine) is left out, as a later listing would.
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                let modified = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+                files.push(DataFile {
+                    day,
+                    path,
+                    size: meta.len(),
+                    modified,
+                });
             }
         }
         files.sort();
@@ -218,6 +251,123 @@ impl Store {
         if !deleted.is_empty() {
             sync_dir(&self.root)?;
             tracing::info!(days = deleted.len(), oldest_kept = %oldest_kept, "retention deleted old partitions");
+        }
+        // Derived objects of deleted days go with them.
+        let old = |name: &str| {
+            name.get(..10)
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .is_some_and(|d| d < oldest_kept)
+        };
+        let rollups = self.root.join(ROLLUPS_DIR);
+        if let Ok(versions) = std::fs::read_dir(&rollups) {
+            for version in versions.flatten() {
+                let prefix = format!("{ROLLUPS_DIR}/{}", version.file_name().to_string_lossy());
+                self.delete_blobs(&prefix, &old)?;
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+impl Store {
+    /// Calls `f` with every batch of `columns` (by name) of one stored file.
+    ///
+    /// # Errors
+    /// The file cannot be read, or lacks one of `columns`; or `f` failed.
+    pub fn read_columns<E: From<Error>>(
+        &self,
+        file: &DataFile,
+        columns: &[&str],
+        f: &mut dyn FnMut(&RecordBatch) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let path = &file.path;
+        let parquet_err = |source| Error::Parquet {
+            path: path.clone(),
+            source,
+        };
+        let handle = File::open(path).map_err(Error::io("open", path))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(handle).map_err(parquet_err)?;
+        let roots = columns
+            .iter()
+            .map(|c| builder.schema().index_of(c))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|source| Error::Arrow {
+                path: path.clone(),
+                source,
+            })?;
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(16_384)
+            .build()
+            .map_err(parquet_err)?;
+        for batch in reader {
+            let batch = batch.map_err(|source| Error::Arrow {
+                path: path.clone(),
+                source,
+            })?;
+            f(&batch)?;
+        }
+        Ok(())
+    }
+
+    /// The bytes of an auxiliary object of the store (a cache file such as a day's rollup),
+    /// by its key relative to the root (`_rollups/…`); `None` when there is none.
+    ///
+    /// # Errors
+    /// The object exists but cannot be read.
+    pub fn read_blob(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.root.join(key);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read", &path)(e)),
+        }
+    }
+
+    /// Writes an auxiliary object atomically (a reader sees the old bytes or the new ones);
+    /// the same key replaces it.
+    ///
+    /// # Errors
+    /// The object cannot be written.
+    pub fn write_blob(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.root.join(key);
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temp = dir.join(format!(".{name}.tmp"));
+        let result = std::fs::write(&temp, bytes)
+            .map_err(Error::io("write", &temp))
+            .and_then(|()| std::fs::rename(&temp, &path).map_err(Error::io("rename", &path)));
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        result
+    }
+
+    /// Deletes the auxiliary objects under `prefix` (a key relative to the root) for which
+    /// `doomed` says so; returns how many went.
+    ///
+    /// # Errors
+    /// The folder cannot be listed or an object cannot be deleted.
+    pub fn delete_blobs(&self, prefix: &str, doomed: &dyn Fn(&str) -> bool) -> Result<usize> {
+        let dir = self.root.join(prefix);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::io("list", &dir)(e)),
+        };
+        let mut deleted = 0;
+        for entry in entries {
+            let entry = entry.map_err(Error::io("list", &dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if doomed(&name) {
+                std::fs::remove_file(entry.path()).map_err(Error::io("delete", entry.path()))?;
+                deleted += 1;
+            }
         }
         Ok(deleted)
     }

@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::config::Config;
 use anyhow::{Context, Result};
 use buildcost_exporter::{Refresher, Role, ServiceState};
 use buildcost_generate::{GenStats, Generator, GeneratorConfig};
-use buildcost_model::config::Config;
 use buildcost_model::WasteClass;
 use chrono::{DurationRound, TimeDelta, Utc};
 use rdkafka::mocking::MockCluster;
@@ -117,7 +117,7 @@ pub fn run(args: Args) -> Result<()> {
             .clone()
             .unwrap_or_else(|| config.http.listen.clone()),
         at: None,
-        kafka: Some(super::service::kafka_settings(&config)?),
+        kafka: Some(super::service::kafka_settings(&config)),
     };
     let result = super::runtime()?.block_on(async {
         let stop = super::service::stop_on_signal(args.duration);
@@ -243,14 +243,14 @@ async fn announce(
         }
     }
     let store = super::open_store(config)?;
-    let snapshot = Refresher::new(config.clone(), store, None)
+    let snapshot = Refresher::new(config.figures(), store, super::engine(config), None)
         .snapshot()
         .await?;
     let metrics_path = dir.join("metrics.prom");
     std::fs::write(&metrics_path, buildcost_exporter::business_text(&snapshot)?)?;
     let week = buildcost_report::IsoWeek::last_complete(Utc::now());
     let reports = dir.join("reports").join(week.to_string());
-    let (report, _) = super::report::compute(config, week).await?;
+    let (report, _) = super::report::compute(config, week)?;
     super::report::write(
         &report,
         buildcost_report::Format::ALL,
@@ -308,7 +308,7 @@ async fn announce(
         below,
         dir = dir.display(),
         reports = reports.display(),
-        refresh = config.refresh.interval,
+        refresh = humantime::format_duration(config.refresh.interval),
         metrics = metrics_path.display(),
     );
     Ok(())

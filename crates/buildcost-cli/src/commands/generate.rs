@@ -125,11 +125,7 @@ pub fn run(config_path: Option<&std::path::Path>, args: Args) -> Result<()> {
 
 /// Produces the history to the configured topic, then (with --follow) live builds until a
 /// signal.
-fn to_kafka(
-    config: &buildcost_model::config::Config,
-    mut generator: Generator,
-    args: &Args,
-) -> Result<()> {
+fn to_kafka(config: &crate::config::Config, mut generator: Generator, args: &Args) -> Result<()> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 

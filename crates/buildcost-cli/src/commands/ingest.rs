@@ -3,12 +3,12 @@
 use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
 
+use crate::config::Config;
 use anyhow::{Context, Result};
 use buildcost_adapters::{Format, Normaliser};
 use buildcost_ingest::{
     ingest_native_ndjson, ingest_ndjson, FileDeadLetters, IngestSummary, Ingestor,
 };
-use buildcost_model::config::Config;
 use buildcost_model::{Classifier, Decoder, Pseudonymiser};
 use buildcost_store::{load_or_create_key, DEAD_LETTER_DIR};
 use chrono::Utc;
@@ -122,7 +122,7 @@ pub fn ingest_file(
 ) -> Result<IngestSummary> {
     // Native payloads: the format with its normaliser.
     let native = format
-        .map(|f| Normaliser::new(config).map(|n| (n, f)))
+        .map(|f| Normaliser::new(&config.normaliser()).map(|n| (n, f)))
         .transpose()
         .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let store = super::open_store(config)?;
@@ -255,7 +255,7 @@ pub fn ingest_kafka(config: &Config, listen: String) -> Result<IngestSummary> {
         role: buildcost_exporter::Role::Ingest,
         listen,
         at: None,
-        kafka: Some(super::service::kafka_settings(config)?),
+        kafka: Some(super::service::kafka_settings(config)),
     };
     super::runtime()?.block_on(async {
         let stop = super::service::stop_on_signal(None);

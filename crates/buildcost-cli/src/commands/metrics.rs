@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
+use crate::config::Config;
 use anyhow::Result;
-use buildcost_model::config::Config;
-use buildcost_query::{QuerySettings, Snapshot};
+use buildcost_query::Snapshot;
 use chrono::{DateTime, Utc};
 
 /// `metrics` options.
@@ -21,8 +21,8 @@ pub struct Args {
 /// The store, the teams file or a query failed.
 pub fn snapshot(config: &Config, at: DateTime<Utc>) -> Result<Snapshot> {
     let store = super::open_store(config)?;
-    let settings = QuerySettings::from_config(config)?;
-    super::runtime()?.block_on(async { Ok(Snapshot::of_store(&store, &settings, at).await?) })
+    let settings = config.figures().settings()?;
+    Ok(super::engine(config).snapshot_now(&store, &settings, at)?)
 }
 
 /// Runs `buildcost metrics`.

@@ -3,9 +3,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::config::Config;
 use anyhow::{Context, Result};
 use buildcost_generate::{GenStats, Generator};
-use buildcost_model::config::Config;
 use chrono::{TimeDelta, Utc};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use buildcost_query::{render, BuildcostContext, OutputFormat, QuerySettings};
+use buildcost_query::{render, BuildcostContext, OutputFormat};
 use chrono::{DateTime, Utc};
 
 /// Output format of `query`.
@@ -45,7 +45,7 @@ pub struct Args {
 pub fn run(config_path: Option<&Path>, args: Args) -> Result<()> {
     let (config, _) = crate::config::load(config_path)?;
     let store = super::open_store(&config)?;
-    let settings = QuerySettings::from_config(&config)?;
+    let settings = config.figures().settings()?;
     let at = args.at.unwrap_or_else(Utc::now);
     let format = match args.format {
         Format::Table => OutputFormat::Table,

@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::Config;
 use anyhow::{bail, Context, Result};
-use buildcost_model::config::Config;
-use buildcost_query::{BuildcostContext, QuerySettings};
+use buildcost_query::Engine;
 use buildcost_report::{Format, IsoWeek, Selection, WeeklyReport};
 use chrono::Utc;
 
@@ -72,17 +72,19 @@ pub fn formats(args: &[FormatArg]) -> Vec<Format> {
     .collect()
 }
 
-/// Computes the reports of `week` over the configured store.
+/// Computes the reports of `week` over the configured store; returns the engine too (its
+/// last snapshot is the week's end).
 ///
 /// # Errors
 /// The store, the teams file or a query failed.
-pub async fn compute(config: &Config, week: IsoWeek) -> Result<(WeeklyReport, BuildcostContext)> {
+pub fn compute(config: &Config, week: IsoWeek) -> Result<(WeeklyReport, Engine)> {
     let store = super::open_store(config)?;
-    let settings = QuerySettings::from_config(config)?;
+    let settings = config.figures().settings()?;
     let rejected = buildcost_report::rejections_in(&store, week)?;
-    let ctx = BuildcostContext::open(&store, &settings, week.end()).await?;
-    let report = buildcost_report::compute(&ctx, week, rejected, Utc::now()).await?;
-    Ok((report, ctx))
+    let mut engine = super::engine(config);
+    let report =
+        buildcost_report::compute(&mut engine, &store, &settings, week, rejected, Utc::now())?;
+    Ok((report, engine))
 }
 
 /// Writes `formats` of `report` into `out`; returns the files.
@@ -117,8 +119,7 @@ pub fn run(config_path: Option<&Path>, report: Report) -> Result<()> {
         .unwrap_or_else(|| IsoWeek::last_complete(Utc::now()));
     let started = std::time::Instant::now();
     tracing::info!(%week, "computing the weekly reports");
-    let runtime = super::runtime()?;
-    let (report, ctx) = runtime.block_on(compute(&config, week))?;
+    let (report, engine) = compute(&config, week)?;
     if let Some(team) = &args.team {
         let team = team.trim().to_lowercase();
         if !report
@@ -126,7 +127,7 @@ pub fn run(config_path: Option<&Path>, report: Report) -> Result<()> {
             .iter()
             .any(|t| t.team == team && !t.small_teams)
         {
-            runtime.block_on(explain_missing_team(&config, &ctx, &team, week))?;
+            explain_missing_team(&config, &engine, &team, week)?;
         }
     }
     let selection = Selection {
@@ -149,19 +150,8 @@ pub fn run(config_path: Option<&Path>, report: Report) -> Result<()> {
     Ok(())
 }
 
-async fn explain_missing_team(
-    config: &Config,
-    ctx: &BuildcostContext,
-    team: &str,
-    week: IsoWeek,
-) -> Result<()> {
-    let quoted = team.replace('\'', "''");
-    let batches = ctx
-        .sql(&format!(
-            "SELECT developers FROM teams WHERE team = '{quoted}'"
-        ))
-        .await?;
-    if batches.iter().any(|b| b.num_rows() > 0) {
+fn explain_missing_team(config: &Config, engine: &Engine, team: &str, week: IsoWeek) -> Result<()> {
+    if engine.team_size(team).is_some() {
         bail!(
             "team `{team}` has fewer than privacy.min_team_size = {} developers: its figures are \
              only in the merged `_small_teams` report",

@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::config::Config;
 use anyhow::{Context, Result};
 use buildcost_exporter::{HttpSecurity, IngestHandles, Refresher, Role, ServiceState};
 use buildcost_ingest::{IngestSummary, KafkaIngest, KafkaSettings};
-use buildcost_model::config::Config;
 use chrono::{DateTime, Utc};
 use tokio::sync::{oneshot, watch};
 
@@ -47,20 +47,10 @@ pub struct Started {
 }
 
 /// The Kafka settings of a configuration.
-///
-/// # Errors
-/// `ingest.linger` is not a duration (caught by validation before).
-pub fn kafka_settings(config: &Config) -> Result<KafkaSettings> {
-    Ok(KafkaSettings {
-        brokers: config.kafka.brokers.clone(),
-        topic: config.kafka.topic.clone(),
-        group_id: config.kafka.group_id.clone(),
-        dead_letter_topic: config.kafka.dead_letter_topic.clone(),
-        properties: config.kafka.properties.clone(),
-        batch_messages: config.ingest.batch_rows,
-        linger: config.ingest.linger()?,
-        priced_classes: Some(config.pricing.runner_classes.keys().cloned().collect()),
-    })
+pub fn kafka_settings(config: &Config) -> KafkaSettings {
+    config
+        .kafka
+        .settings(&config.ingest, config.priced_classes())
 }
 
 /// Runs a service until `stop` turns true: then the consumer writes and commits what is
@@ -128,8 +118,13 @@ pub async fn run_service(
     );
 
     let refresher = if service.role.refreshes() {
-        let interval = config.refresh.interval()?;
-        let refresher = Refresher::new(config.clone(), store.clone(), service.at);
+        let interval = config.refresh.interval;
+        let refresher = Refresher::new(
+            config.figures(),
+            store.clone(),
+            super::engine(config),
+            service.at,
+        );
         Some(
             refresher
                 .spawn(state.clone(), interval, stop.clone())
@@ -206,9 +201,7 @@ pub fn stop_on_signal(deadline: Option<std::time::Duration>) -> watch::Receiver<
 pub fn run(config_path: Option<&Path>, args: Args, role: Role) -> Result<()> {
     let (config, source) = crate::config::load(config_path)?;
     tracing::debug!(config = %source, "configuration loaded");
-    let kafka = (role != Role::Serve)
-        .then(|| kafka_settings(&config))
-        .transpose()?;
+    let kafka = (role != Role::Serve).then(|| kafka_settings(&config));
     let service = Service {
         role,
         listen: args.listen.unwrap_or_else(|| config.http.listen.clone()),

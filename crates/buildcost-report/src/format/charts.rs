@@ -3,8 +3,8 @@
 
 use plotters::prelude::*;
 
-use crate::figures::{Summary, TeamReport, WeekFigures};
-use crate::format::eur;
+use crate::contents::{Summary, TeamReport, WeekFigures};
+use crate::numbers::eur;
 use crate::{Error, Result};
 
 const COST: RGBColor = RGBColor(0x4c, 0x72, 0xb0);

@@ -2,7 +2,7 @@
 
 use buildcost_model::{Status, WasteClass};
 
-use crate::figures::{Summary, TeamReport, TeamWeek};
+use crate::contents::{Summary, TeamReport, TeamWeek};
 use crate::{Error, Result};
 
 fn headers() -> Vec<String> {

@@ -1,8 +1,8 @@
 //! What a team lead and a director read, as a small document model both Markdown and HTML
 //! render.
 
-use crate::figures::{OrgWeek, PipelineLine, TeamReport, TeamWeek, WeekFigures, WeeklyReport};
-use crate::format::{count, decimal, eur, percent};
+use crate::contents::{OrgWeek, PipelineLine, TeamReport, TeamWeek, WeekFigures, WeeklyReport};
+use crate::numbers::{count, decimal, eur, percent};
 use crate::week::IsoWeek;
 
 /// Column alignment.
@@ -284,7 +284,7 @@ pub fn team_doc(r: &TeamReport) -> Doc {
     blocks.push(Block::Chart(0));
     let weeks: Vec<&WeekFigures> = r.weeks.iter().map(|x| &x.figures).collect();
     blocks.push(text_table(TREND_HEADERS, 1, trend_rows(&weeks)));
-    if r.weeks.len() < crate::figures::TREND_WEEKS as usize {
+    if r.weeks.len() < crate::contents::TREND_WEEKS as usize {
         blocks.push(Block::Note(
             "Weeks without a row of the team's own (no builds in the 28 days before, or the \
              team below the minimum size) are left out."
@@ -500,7 +500,7 @@ pub fn summary_doc(r: &WeeklyReport) -> Doc {
         blocks.push(Block::Note(format!(
             "Less waste = the team's mean weekly waste over the {} weeks before minus this \
              week's.",
-            crate::figures::IMPROVEMENT_BASIS_WEEKS
+            crate::contents::IMPROVEMENT_BASIS_WEEKS
         )));
     }
 
