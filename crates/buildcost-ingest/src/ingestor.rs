@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::dead_letter::{DeadLetterSink, Origin};
-use crate::intake::{self, Intake, Pending};
+use crate::intake::{Intake, Pending};
 use crate::Result;
 
 /// What became of one message.
@@ -182,16 +182,7 @@ impl<'s> Ingestor<'s> {
         now: DateTime<Utc>,
         dead_letters: &mut dyn DeadLetterSink,
     ) -> Result<Outcome> {
-        let result = intake::reject(
-            rejection,
-            payload,
-            origin,
-            now,
-            &mut self.pending,
-            dead_letters,
-        );
-        self.count_pending();
-        result.map(|()| Outcome::Rejected(rejection.reason))
+        self.push_decoded(Err(rejection.clone()), payload, origin, now, dead_letters)
     }
 
     /// Moves the counts of what was taken into the summary (the backfill counts a message

@@ -98,29 +98,43 @@ struct Lines {
 }
 
 impl Lines {
-    /// The next (at most) `max` non-blank lines, without their line ends; none at the end.
+    /// The next non-blank line into `line` (without its line end), with its number; `None` at
+    /// the end.
+    fn next(
+        &mut self,
+        input: &mut dyn BufRead,
+        name: &str,
+        line: &mut Vec<u8>,
+    ) -> Result<Option<u64>> {
+        loop {
+            line.clear();
+            let n = input.read_until(b'\n', line).map_err(|source| Error::Io {
+                action: "read",
+                path: name.into(),
+                source,
+            })?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.number += 1;
+            self.bytes_read += n as u64;
+            let kept = trim_line_end(line).len();
+            line.truncate(kept);
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Some(self.number));
+            }
+        }
+    }
+
+    /// The next (at most) `max` non-blank lines; none at the end.
     fn chunk(&mut self, input: &mut dyn BufRead, name: &str, max: usize) -> Result<Chunk> {
         let mut chunk = Chunk::default();
         let mut line = Vec::with_capacity(4096);
         while chunk.lines.len() < max {
-            line.clear();
-            let n = input
-                .read_until(b'\n', &mut line)
-                .map_err(|source| Error::Io {
-                    action: "read",
-                    path: name.into(),
-                    source,
-                })?;
-            if n == 0 {
+            let Some(number) = self.next(input, name, &mut line)? else {
                 break;
-            }
-            self.number += 1;
-            self.bytes_read += n as u64;
-            let message = trim_line_end(&line);
-            if message.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            chunk.lines.push((self.number, message.to_vec()));
+            };
+            chunk.lines.push((number, line.clone()));
         }
         chunk.bytes_read = self.bytes_read;
         Ok(chunk)
@@ -168,37 +182,19 @@ fn for_each_line(
     progress: &mut dyn FnMut(u64),
     each: &mut dyn FnMut(&[u8], &Origin) -> Result<()>,
 ) -> Result<()> {
+    let mut lines = Lines::default();
     let mut line = Vec::with_capacity(4096);
-    let mut number = 0u64;
-    let mut bytes_read = 0u64;
-    loop {
-        line.clear();
-        let n = input
-            .read_until(b'\n', &mut line)
-            .map_err(|source| Error::Io {
-                action: "read",
-                path: name.into(),
-                source,
-            })?;
-        if n == 0 {
-            break;
-        }
-        number += 1;
-        bytes_read += n as u64;
-        let message = trim_line_end(&line);
-        if message.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
+    while let Some(number) = lines.next(input, name, &mut line)? {
         let origin = Origin::File {
             file: name.to_owned(),
             line: number,
         };
-        each(message, &origin)?;
+        each(&line, &origin)?;
         if number.is_multiple_of(4096) {
-            progress(bytes_read);
+            progress(lines.bytes_read);
         }
     }
-    progress(bytes_read);
+    progress(lines.bytes_read);
     Ok(())
 }
 

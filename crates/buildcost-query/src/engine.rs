@@ -507,7 +507,7 @@ impl Engine {
 }
 
 /// One pipeline of a team over some days (by name, never who ran it).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PipelineTotal {
     pub repository: String,
     pub pipeline: String,

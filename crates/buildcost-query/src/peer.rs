@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::Baseline;
+
 /// The peer group of every eligible team, whatever its own group: `_org`.
 pub const ORG_GROUP: &str = "_org";
 
@@ -94,18 +96,6 @@ pub struct TeamCost<'a> {
     pub cost: f64,
 }
 
-/// A team's place against its peers.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Placement {
-    pub peer_group: String,
-    pub cost_per_developer_eur: f64,
-    pub zscore: f64,
-    pub expected_eur: f64,
-    pub lower_eur: f64,
-    pub upper_eur: f64,
-    pub status: &'static str,
-}
-
 /// Every eligible team's placement (spec section 7): a team's own group (its `peer_group`,
 /// else its product) when that group has at least `min_peers` eligible teams, else `_org`.
 pub fn place(
@@ -113,7 +103,7 @@ pub fn place(
     min_team_size: u32,
     min_peers: u32,
     k_sigma: f64,
-) -> BTreeMap<String, Placement> {
+) -> BTreeMap<String, Baseline> {
     let eligible: Vec<(&TeamCost<'_>, &str, f64)> = teams
         .iter()
         .filter(|t| eligible(t.developers, t.cost, min_team_size))
@@ -146,14 +136,14 @@ pub fn place(
         let n = t.developers as f64;
         out.insert(
             t.team.to_owned(),
-            Placement {
+            Baseline {
                 peer_group: peer_group.to_owned(),
                 cost_per_developer_eur: t.cost / n,
                 zscore: z,
                 expected_eur: expected,
                 lower_eur: lower,
                 upper_eur: upper,
-                status: status(z, k_sigma),
+                status: status(z, k_sigma).to_owned(),
             },
         );
     }

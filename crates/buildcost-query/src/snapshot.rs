@@ -98,20 +98,6 @@ impl ExactWindow {
     }
 }
 
-impl From<crate::peer::Placement> for Baseline {
-    fn from(p: crate::peer::Placement) -> Self {
-        Baseline {
-            peer_group: p.peer_group,
-            cost_per_developer_eur: p.cost_per_developer_eur,
-            zscore: p.zscore,
-            expected_eur: p.expected_eur,
-            lower_eur: p.lower_eur,
-            upper_eur: p.upper_eur,
-            status: p.status.to_owned(),
-        }
-    }
-}
-
 fn status_index(s: Status) -> usize {
     Status::ALL.iter().position(|x| *x == s).unwrap_or(0)
 }

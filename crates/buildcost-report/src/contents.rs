@@ -201,15 +201,7 @@ impl TeamWeek {
 }
 
 /// One pipeline of a team in the week, by name: never who ran it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PipelineLine {
-    pub repository: String,
-    pub pipeline: String,
-    pub builds: u64,
-    pub cost_eur: f64,
-    pub avoidable_failures: u64,
-    pub avoidable_eur: f64,
-}
+pub use buildcost_query::PipelineTotal as PipelineLine;
 
 /// A hint in plain language, with the euros a month it is about.
 #[derive(Debug, Clone, PartialEq, Serialize)]

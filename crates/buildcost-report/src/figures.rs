@@ -38,24 +38,7 @@ pub fn compute(
         snapshots.push((w, engine.snapshot_now(store, settings, w.end())?));
     }
     let detail = engine.detail(settings, week.start().date_naive(), week.end().date_naive())?;
-    let pipelines: BTreeMap<String, Vec<PipelineLine>> = detail
-        .pipelines
-        .into_iter()
-        .map(|(team, lines)| {
-            let lines = lines
-                .into_iter()
-                .map(|p| PipelineLine {
-                    repository: p.repository,
-                    pipeline: p.pipeline,
-                    builds: p.builds,
-                    cost_eur: p.cost_eur,
-                    avoidable_failures: p.avoidable_failures,
-                    avoidable_eur: p.avoidable_eur,
-                })
-                .collect();
-            (team, lines)
-        })
-        .collect();
+    let pipelines: BTreeMap<String, Vec<PipelineLine>> = detail.pipelines;
     let categories = detail.categories;
     let (unpriced_builds, unpriced_cost_eur) = (detail.unpriced_builds, detail.unpriced_cost_eur);
 

@@ -290,9 +290,9 @@ async fn announce(
          \n      static_configs: [{{ targets: [\"{addr}\"] }}]\
          \nthen add that Prometheus as a Grafana data source and chart e.g. buildcost_northstar_avoidable_waste_ratio.\
          \n\nWhile it runs, or after Ctrl-C:\
-         \n  buildcost --config {cfg} metrics\
-         \n  buildcost --config {cfg} query \"SELECT waste_class, ROUND(SUM(cost_eur), 2) AS eur FROM builds GROUP BY waste_class ORDER BY eur DESC\"\
-         \n  buildcost --config {cfg} query \"SELECT team, peer_group, ROUND(zscore, 2) AS z, status FROM baseline ORDER BY z DESC LIMIT 10\"\
+         \n  {me} --config {cfg} metrics\
+         \n  {me} --config {cfg} query \"SELECT waste_class, ROUND(SUM(cost_eur), 2) AS eur FROM builds GROUP BY waste_class ORDER BY eur DESC\"\
+         \n  {me} --config {cfg} query \"SELECT team, peer_group, ROUND(zscore, 2) AS z, status FROM baseline ORDER BY z DESC LIMIT 10\"\
          \n",
         s.accepted,
         s.rejected(),
@@ -310,6 +310,25 @@ async fn announce(
         reports = reports.display(),
         refresh = humantime::format_duration(config.refresh.interval),
         metrics = metrics_path.display(),
+        me = invocation(),
     );
     Ok(())
+}
+
+/// How the reader runs this binary again: `buildcost` when it is on the PATH, else the way
+/// it was started (`cargo run --` from a checkout, or its path).
+fn invocation() -> String {
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| dir.join("buildcost").is_file())
+    });
+    if on_path {
+        return "buildcost".to_owned();
+    }
+    // `cargo run` sets CARGO for the program it runs.
+    if std::env::var_os("CARGO").is_some() {
+        return "cargo run --".to_owned();
+    }
+    std::env::current_exe()
+        .ok()
+        .map_or_else(|| "buildcost".to_owned(), |p| p.display().to_string())
 }

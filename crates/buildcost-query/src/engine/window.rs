@@ -232,10 +232,7 @@ pub(crate) fn snapshot(
         })
         .collect();
     let b = &settings.baseline;
-    let baselines = peer::place(&candidates, settings.min_team_size, b.min_peers, b.k_sigma)
-        .into_iter()
-        .map(|(team, p)| (team, p.into()))
-        .collect();
+    let baselines = peer::place(&candidates, settings.min_team_size, b.min_peers, b.k_sigma);
     let mut totals = Vec::new();
     for (name, length) in WINDOWS {
         let figures = if *length == 28 {
