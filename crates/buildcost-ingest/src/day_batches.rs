@@ -7,8 +7,12 @@ use arrow::record_batch::RecordBatch;
 use buildcost_model::{BatchBuilder, BuildRow};
 use buildcost_store::{EventIndex, Store};
 use chrono::NaiveDate;
+use rayon::prelude::*;
 
 use crate::Result;
+
+/// Rows a day's builder has room for before it grows.
+const DAY_ROWS: usize = 16_384;
 
 /// Pending rows grouped by the day they are stored under, with their event ids (so that a batch
 /// that is dropped can be forgotten by the index).
@@ -33,7 +37,7 @@ impl DayBatches {
     /// Adds one row.
     pub fn push(&mut self, row: BuildRow) {
         let day = self.days.entry(row.day()).or_insert_with(|| Day {
-            builder: BatchBuilder::new(),
+            builder: BatchBuilder::with_capacity(DAY_ROWS),
             finished: None,
             ids: Vec::new(),
         });
@@ -59,21 +63,21 @@ impl DayBatches {
         }
     }
 
-    /// Writes one file per day, named by `name(day)`, and returns every file written. On an
-    /// error the days not written stay pending (their ids stay in `index`), so calling `write`
-    /// again retries exactly them; [`DayBatches::discard`] gives them up.
+    /// Writes one file per day, named by `name(day)`, the days in parallel, and returns every
+    /// file written. On an error the days not written stay pending (their ids stay in
+    /// `index`), so calling `write` again retries exactly them; [`DayBatches::discard`] gives
+    /// them up.
     ///
     /// # Errors
-    /// The first write that failed.
+    /// The first write that failed (of the earliest day).
     pub fn write(
         &mut self,
         store: &Store,
         index: &mut EventIndex,
         mut name: impl FnMut(NaiveDate) -> String,
     ) -> Result<Vec<(PathBuf, usize)>> {
-        while let Some(mut entry) = self.days.first_entry() {
-            let day = *entry.key();
-            let pending = entry.get_mut();
+        let mut jobs: Vec<(NaiveDate, String, RecordBatch)> = Vec::with_capacity(self.days.len());
+        for (day, pending) in &mut self.days {
             let batch = match pending.finished.take() {
                 Some(failed) if pending.builder.is_empty() => failed,
                 Some(failed) => {
@@ -84,20 +88,33 @@ impl DayBatches {
                 }
                 None => pending.builder.finish()?,
             };
-            match store.write_batch(day, &name(day), &batch) {
+            jobs.push((*day, name(*day), batch));
+        }
+        let results: Vec<buildcost_store::Result<PathBuf>> = jobs
+            .par_iter()
+            .map(|(day, name, batch)| store.write_batch(*day, name, batch))
+            .collect();
+        let mut first_error = None;
+        for ((day, _, batch), result) in jobs.into_iter().zip(results) {
+            match result {
                 Ok(path) => {
-                    let rows = batch.num_rows();
-                    index.written(day, path.clone(), pending.ids.len());
-                    self.written.push((path, rows));
-                    self.rows -= pending.ids.len();
-                    entry.remove();
+                    if let Some(pending) = self.days.remove(&day) {
+                        index.written(day, path.clone(), pending.ids.len());
+                        self.rows -= pending.ids.len();
+                    }
+                    self.written.push((path, batch.num_rows()));
                 }
                 Err(e) => {
-                    pending.finished = Some(batch);
-                    return Err(e.into());
+                    if let Some(pending) = self.days.get_mut(&day) {
+                        pending.finished = Some(batch);
+                    }
+                    first_error.get_or_insert(e);
                 }
             }
         }
-        Ok(std::mem::take(&mut self.written))
+        match first_error {
+            Some(e) => Err(e.into()),
+            None => Ok(std::mem::take(&mut self.written)),
+        }
     }
 }

@@ -122,34 +122,42 @@ impl Default for BatchBuilder {
 impl BatchBuilder {
     /// An empty builder.
     pub fn new() -> Self {
-        let t = || TimestampMicrosecondBuilder::new().with_timezone(TIMEZONE);
+        Self::with_capacity(1024)
+    }
+
+    /// An empty builder with room for `rows` rows before it grows (each growth copies the
+    /// columns built so far).
+    pub fn with_capacity(rows: usize) -> Self {
+        let t = || TimestampMicrosecondBuilder::with_capacity(rows).with_timezone(TIMEZONE);
+        // Bytes per value a column's text usually takes: ids and names are short.
+        let text = |bytes: usize| StringBuilder::with_capacity(rows, rows * bytes);
         BatchBuilder {
-            event_id: StringBuilder::new(),
-            source: StringBuilder::new(),
-            build_id: StringBuilder::new(),
-            pipeline: StringBuilder::new(),
-            repository: StringBuilder::new(),
-            branch: StringBuilder::new(),
-            commit: StringBuilder::new(),
-            trigger: StringBuilder::new(),
-            team: StringBuilder::new(),
-            product: StringBuilder::new(),
-            author_key: StringBuilder::new(),
+            event_id: text(40),
+            source: text(8),
+            build_id: text(12),
+            pipeline: text(16),
+            repository: text(24),
+            branch: text(24),
+            commit: text(40),
+            trigger: text(8),
+            team: text(16),
+            product: text(12),
+            author_key: text(16),
             queued_at: t(),
             started_at: t(),
             finished_at: t(),
-            duration_s: Float64Builder::new(),
-            status: StringBuilder::new(),
-            failure_stage: StringBuilder::new(),
-            failure_category: StringBuilder::new(),
-            category_source: StringBuilder::new(),
-            runner_class: StringBuilder::new(),
-            cpu_cores: Float64Builder::new(),
-            memory_gb: Float64Builder::new(),
-            gpus: Int64Builder::new(),
-            attempt: Int64Builder::new(),
-            superseded: BooleanBuilder::new(),
-            correlation_id: StringBuilder::new(),
+            duration_s: Float64Builder::with_capacity(rows),
+            status: text(8),
+            failure_stage: text(8),
+            failure_category: text(8),
+            category_source: text(8),
+            runner_class: text(8),
+            cpu_cores: Float64Builder::with_capacity(rows),
+            memory_gb: Float64Builder::with_capacity(rows),
+            gpus: Int64Builder::with_capacity(rows),
+            attempt: Int64Builder::with_capacity(rows),
+            superseded: BooleanBuilder::with_capacity(rows),
+            correlation_id: text(8),
             labels: MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()),
             ingested_at: t(),
             rows: 0,

@@ -27,13 +27,13 @@ mod window;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use buildcost_model::{Prices, WasteClass};
+use buildcost_model::Prices;
 use buildcost_store::{DataFile, Store};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
 
-use day::{Classified, DayReader, DayRollup, Row};
+use day::{Candidate, Classified, DayReader, DayRollup, Row};
 use window::{team_key, DayView, RowsView, TeamKey, TeamSums};
 
 use crate::{QuerySettings, Result, Snapshot};
@@ -82,15 +82,134 @@ impl Names {
 #[derive(Debug)]
 struct Day {
     fingerprint: u64,
-    rollup: DayRollup,
-    /// Per candidate: whether an earlier day has its key.
+    /// The day's distinct success keys, sorted.
+    keys: Vec<u64>,
+    /// Candidates whose sums are known: every one when `complete` (the day was classified
+    /// from its files here), else those its stored rollup kept (the ones that repeated an
+    /// earlier day when it was made). Sorted by key.
+    candidates: Vec<Candidate>,
+    complete: bool,
+    /// Per candidate: whether an earlier day has its key (set by the resolution).
     repeats: Vec<bool>,
-    /// The whole day by team key, `repeats` applied.
-    totals: Vec<(TeamKey, TeamSums)>,
+    /// The day by team key, every candidate as `none`.
+    base: Vec<(TeamKey, TeamSums)>,
+    /// The repeating candidates' sums, by the team key they leave for `duplicate`.
+    moves: Vec<(TeamKey, TeamSums)>,
+    authors: Vec<(u32, u64)>,
+    /// Builds of runner classes missing from the price table.
+    unpriced: TeamSums,
+    /// The fine cells, pipelines and categories: kept while the day's rollup is still to be
+    /// stored, while a window cuts the day (its rows point at its cells), and for days a
+    /// report lists ([`Engine::detail`]).
+    detail: Option<DayRollup>,
     /// Kept only while a window starts inside the day.
     rows: Option<Vec<Row>>,
-    /// Whether `repeats` and `totals` are current.
+    /// Whether `repeats` and `moves` are current.
     resolved: bool,
+    /// Whether the rollup in the store matches this day (files, prices, repeats).
+    stored: bool,
+}
+
+impl Day {
+    fn new(fingerprint: u64, names: &mut Names, prices: &Prices, loaded: Loaded) -> Day {
+        let (rollup, keys, candidates, complete, rows, stored) = match loaded {
+            Loaded::Read(c) => {
+                let keys = c.candidates.iter().map(|x| x.key).collect();
+                (c.rollup, keys, c.candidates, true, Some(c.rows), false)
+            }
+            Loaded::Stored(rollup, keys) => {
+                let candidates = rollup.repeats.clone();
+                (rollup, keys, candidates, false, None, true)
+            }
+        };
+        let (mut rollup, ids) = intern(names, rollup);
+        let candidates = candidates
+            .into_iter()
+            .map(|mut c| {
+                remap_cell(&mut c.cell, &ids);
+                c
+            })
+            .collect::<Vec<_>>();
+        rollup.repeats.clear();
+        let mut base: HashMap<TeamKey, TeamSums> = HashMap::new();
+        let mut unpriced = TeamSums::default();
+        for cell in &rollup.cells {
+            let e = base.entry(team_key(&cell.key, false)).or_default();
+            e.builds += cell.sums.builds;
+            e.cost += cell.sums.cost;
+            if !prices.is_priced(names.name(cell.key.runner_class)) {
+                unpriced.builds += cell.sums.builds;
+                unpriced.cost += cell.sums.cost;
+            }
+        }
+        let mut base: Vec<(TeamKey, TeamSums)> = base.into_iter().collect();
+        base.sort_unstable_by_key(|(k, _)| *k);
+        Day {
+            fingerprint,
+            keys,
+            repeats: vec![false; candidates.len()],
+            candidates,
+            complete,
+            base,
+            moves: Vec::new(),
+            authors: std::mem::take(&mut rollup.authors),
+            unpriced,
+            detail: Some(rollup),
+            rows,
+            resolved: false,
+            stored,
+        }
+    }
+
+    /// Resolves the day's candidates against `repeat` (whether an earlier day has a key).
+    /// `false` when a key repeats whose candidate's sums are not known (the day must be read
+    /// from its files again).
+    fn resolve(&mut self, repeat: impl Fn(u64) -> bool) -> bool {
+        let mut moves: HashMap<TeamKey, TeamSums> = HashMap::new();
+        let mut flags = vec![false; self.candidates.len()];
+        for key in &self.keys {
+            if !repeat(*key) {
+                continue;
+            }
+            let Ok(i) = self.candidates.binary_search_by_key(key, |c| c.key) else {
+                return false;
+            };
+            flags[i] = true;
+            let c = &self.candidates[i];
+            let e = moves.entry(team_key(&c.cell, false)).or_default();
+            e.builds += c.sums.builds;
+            e.cost += c.sums.cost;
+        }
+        let mut moves: Vec<(TeamKey, TeamSums)> = moves.into_iter().collect();
+        moves.sort_unstable_by_key(|(k, _)| *k);
+        self.moves = moves;
+        self.repeats = flags;
+        self.resolved = true;
+        true
+    }
+
+    /// The repeating candidates, for the stored rollup.
+    fn repeating(&self) -> Vec<Candidate> {
+        self.candidates
+            .iter()
+            .zip(&self.repeats)
+            .filter(|(_, r)| **r)
+            .map(|(c, _)| *c)
+            .collect()
+    }
+
+    /// Drops what the day no longer needs: every candidate but the repeating ones (once no
+    /// rows point at them), and the detail (once stored when `persist`, unless wanted).
+    fn compact(&mut self, keep_detail: bool, persist: bool) {
+        if self.rows.is_none() && self.complete {
+            self.candidates = self.repeating();
+            self.repeats = vec![true; self.candidates.len()];
+            self.complete = false;
+        }
+        if !keep_detail && self.rows.is_none() && (self.stored || !persist) {
+            self.detail = None;
+        }
+    }
 }
 
 /// Figures of one store, from days classified once. Keep one per process: the service calls
@@ -101,6 +220,8 @@ pub struct Engine {
     settings_key: String,
     /// Whether closed days' rollups are kept in (and read from) the store.
     persist: bool,
+    /// Days whose pipelines and categories are kept for [`Engine::detail`].
+    detail_days: Option<(NaiveDate, NaiveDate)>,
     names: Names,
     /// Success keys of every stored day before the window's first, sorted, distinct.
     older: Vec<u64>,
@@ -140,6 +261,12 @@ impl Engine {
     pub fn persisting(mut self) -> Self {
         self.persist = true;
         self
+    }
+
+    /// Keeps, for the closed days `[from, to)`, what [`Engine::detail`] lists (pipelines,
+    /// avoidable failures by category). Other days keep sums only.
+    pub fn keep_detail(&mut self, from: NaiveDate, to: NaiveDate) {
+        self.detail_days = Some((from, to));
     }
 
     /// What the last snapshot did.
@@ -182,6 +309,7 @@ impl Engine {
             *self = Engine {
                 settings_key,
                 persist: self.persist,
+                detail_days: self.detail_days,
                 ..Engine::default()
             };
         }
@@ -214,8 +342,7 @@ impl Engine {
         let gone: Vec<NaiveDate> = self.days.range(..first).map(|(d, _)| *d).collect();
         for day in gone {
             if let Some(d) = self.days.remove(&day) {
-                let keys: Vec<u64> = d.rollup.candidates.iter().map(|c| c.key).collect();
-                self.older = merge(&self.older, &keys);
+                self.older = merge(&self.older, &d.keys);
                 self.older_fingerprint = self
                     .older_fingerprint
                     .map(|f| f.wrapping_add(day_print(day, d.fingerprint)));
@@ -245,7 +372,7 @@ impl Engine {
                 Some(d) if d.fingerprint == print => {
                     if rows && d.rows.is_none() {
                         wanted.push((day, print, true));
-                    } else if !rows {
+                    } else if !rows && d.rows.is_some() {
                         d.rows = None;
                     }
                 }
@@ -254,9 +381,8 @@ impl Engine {
             day = day.succ_opt().unwrap_or(open);
         }
         let persist = self.persist;
-        let loaded: Vec<(NaiveDate, u64, Loaded)> = wanted
-            .par_iter()
-            .map(|(day, print, rows)| {
+        let load =
+            |(day, print, rows): &(NaiveDate, u64, bool)| -> Result<(NaiveDate, u64, Loaded)> {
                 let files = by_day.get(day).map_or(&[][..], Vec::as_slice);
                 let loaded = load_day(
                     store,
@@ -267,77 +393,122 @@ impl Engine {
                     *rows,
                     persist,
                     prices_hash,
-                    today,
                 )?;
                 Ok((*day, *print, loaded))
-            })
-            .collect::<Result<_>>()?;
+            };
+        let loaded: Vec<(NaiveDate, u64, Loaded)> =
+            wanted.par_iter().map(load).collect::<Result<_>>()?;
+        // Days whose builds were classified by this snapshot, each counted once.
+        let mut classified: BTreeSet<NaiveDate> = BTreeSet::new();
         for (day, print, loaded) in loaded {
-            let rows_only = self.days.get(&day).is_some_and(|d| d.fingerprint == print);
-            if rows_only {
-                work.days_reread += 1;
-                if let (Some(d), Loaded::Read(c)) = (self.days.get_mut(&day), loaded) {
-                    d.rows = Some(c.rows);
+            let again = self.days.get(&day).is_some_and(|d| d.fingerprint == print);
+            match &loaded {
+                Loaded::Read(_) if again => work.days_reread += 1,
+                Loaded::Read(_) => {
+                    classified.insert(day);
                 }
-                continue;
+                Loaded::Stored(..) => work.days_loaded += 1,
             }
-            let (rollup, rows) = match loaded {
-                Loaded::Read(c) => {
-                    work.days_classified += 1;
-                    (c.rollup, Some(c.rows))
+            let mut fresh = Day::new(print, &mut self.names, &prices, loaded);
+            fresh.rows = fresh.rows.take().filter(|_| cut.contains(&day));
+            if again {
+                // The same files read again for their rows: nothing changed for later days.
+                if let Some(old) = self.days.get(&day) {
+                    fresh.stored = old.stored;
                 }
-                Loaded::Stored(r) => {
-                    work.days_loaded += 1;
-                    (r, None)
-                }
-            };
-            let rollup = intern(&mut self.names, rollup);
-            let keys_changed = self
-                .days
-                .get(&day)
-                .is_none_or(|d| !same_keys(&d.rollup, &rollup));
-            let changed_from = if keys_changed {
-                day
             } else {
-                day.succ_opt().unwrap_or(day)
-            };
-            resolve_from = Some(resolve_from.map_or(changed_from, |r| r.min(changed_from)));
-            self.days.insert(
-                day,
-                Day {
-                    fingerprint: print,
-                    repeats: Vec::new(),
-                    totals: Vec::new(),
-                    rows: rows.filter(|_| cut.contains(&day)),
-                    rollup,
-                    resolved: false,
-                },
-            );
-            self.closed_keys = None;
+                let keys_changed = self.days.get(&day).is_none_or(|d| d.keys != fresh.keys);
+                let changed_from = if keys_changed {
+                    day
+                } else {
+                    day.succ_opt().unwrap_or(day)
+                };
+                resolve_from = Some(resolve_from.map_or(changed_from, |r| r.min(changed_from)));
+                self.closed_keys = None;
+            }
+            self.days.insert(day, fresh);
         }
 
         // Resolve the window's closed days in date order: each against the older keys and the
-        // keys of the window's days before it.
-        if self.closed_keys.is_none() || resolve_from.is_some() {
+        // keys of the window's days before it. A day whose newly repeating key's sums are not
+        // known (its stored rollup predates a late event) is read from its files, then again.
+        let mut first_pass = true;
+        loop {
+            let pending = self.days.values().any(|d| !d.resolved);
+            if self.closed_keys.is_some() && resolve_from.is_none() && !pending {
+                break;
+            }
             let mut seen: HashSet<u64> = HashSet::new();
-            let mut resolved_again = 0;
+            let mut unknown: Vec<(NaiveDate, u64, bool)> = Vec::new();
             for (day, d) in &mut self.days {
                 let again = d.resolved && resolve_from.is_some_and(|r| *day >= r);
                 if again || !d.resolved {
-                    resolved_again += usize::from(again);
-                    d.repeats = d
-                        .rollup
-                        .candidates
-                        .iter()
-                        .map(|c| self.older.binary_search(&c.key).is_ok() || seen.contains(&c.key))
-                        .collect();
-                    d.totals = team_totals(&d.rollup, &d.repeats);
-                    d.resolved = true;
+                    // A day resolved by an earlier snapshot whose classes are done again.
+                    if again && first_pass {
+                        classified.insert(*day);
+                    }
+                    let older = &self.older;
+                    let known = d.resolve(|k| older.binary_search(&k).is_ok() || seen.contains(&k));
+                    if !known {
+                        unknown.push((*day, d.fingerprint, d.rows.is_some()));
+                    }
                 }
-                seen.extend(d.rollup.candidates.iter().map(|c| c.key));
+                seen.extend(d.keys.iter().copied());
             }
-            work.days_classified += resolved_again;
-            self.closed_keys = Some(seen);
+            first_pass = false;
+            if unknown.is_empty() {
+                self.closed_keys = Some(seen);
+                break;
+            }
+            let reread: Vec<(NaiveDate, u64, Loaded)> = unknown
+                .iter()
+                .map(|(day, print, _)| {
+                    let files = by_day.get(day).map_or(&[][..], Vec::as_slice);
+                    Ok((
+                        *day,
+                        *print,
+                        Loaded::Read(day::classify(store, files, &prices)?),
+                    ))
+                })
+                .collect::<Result<_>>()?;
+            for (day, print, loaded) in reread {
+                classified.insert(day);
+                let mut fresh = Day::new(print, &mut self.names, &prices, loaded);
+                fresh.rows = fresh.rows.take().filter(|_| cut.contains(&day));
+                self.days.insert(day, fresh);
+            }
+            resolve_from = unknown.iter().map(|(d, _, _)| *d).min();
+        }
+
+        // Store the closed days' rollups not stored yet (their repeats now known), then keep
+        // only what later snapshots need.
+        let due: Vec<(NaiveDate, u64, DayRollup)> = if persist {
+            self.days
+                .iter()
+                .filter(|(day, d)| **day < today && !d.stored && d.fingerprint != 0)
+                .filter_map(|(day, d)| {
+                    let detail = d.detail.as_ref()?;
+                    let mut rollup = localize(&self.names, detail, &d.authors, &d.repeating());
+                    rollup.repeats.sort_unstable_by_key(|c| c.key);
+                    Some((*day, d.fingerprint, rollup))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        due.par_iter().for_each(|(day, print, rollup)| {
+            persist::write(store, *day, *print, prices_hash, rollup);
+            if let Some(keys) = self.days.get(day).map(|d| &d.keys) {
+                persist::write_keys(store, *day, *print, keys);
+            }
+        });
+        let detail_days = self.detail_days;
+        for (day, d) in &mut self.days {
+            if due.iter().any(|(x, _, _)| x == day) {
+                d.stored = true;
+            }
+            let keep = detail_days.is_some_and(|(from, to)| *day >= from && *day < to);
+            d.compact(keep, persist);
         }
 
         // The open day, every time: its new files read, classified, resolved.
@@ -352,44 +523,22 @@ impl Engine {
             by_day.get(&open).map_or(&[][..], Vec::as_slice)
         };
         self.open.read(store, open_files, &prices)?;
-        let today_classified = self.open.classify(open_files);
-        let open_rollup = intern(&mut self.names, today_classified.rollup);
+        let mut today_day = Day::new(
+            0,
+            &mut self.names,
+            &prices,
+            Loaded::Read(self.open.classify(open_files)),
+        );
         let closed_keys = self.closed_keys.as_ref();
-        let open_repeats: Vec<bool> = open_rollup
-            .candidates
-            .iter()
-            .map(|c| {
-                self.older.binary_search(&c.key).is_ok()
-                    || closed_keys.is_some_and(|k| k.contains(&c.key))
-            })
-            .collect();
-        let open_totals = team_totals(&open_rollup, &open_repeats);
-
-        let mut views: Vec<DayView<'_>> = self
-            .days
-            .iter()
-            .map(|(day, d)| DayView {
-                day: *day,
-                totals: &d.totals,
-                authors: &d.rollup.authors,
-                rows: d.rows.as_deref().map(|rows| RowsView {
-                    rows,
-                    cells: &d.rollup.cells,
-                    repeats: &d.repeats,
-                }),
-            })
-            .collect();
-        views.push(DayView {
-            day: open,
-            totals: &open_totals,
-            authors: &open_rollup.authors,
-            rows: Some(RowsView {
-                rows: &today_classified.rows,
-                cells: &open_rollup.cells,
-                repeats: &open_repeats,
-            }),
+        let older = &self.older;
+        today_day.resolve(|k| {
+            older.binary_search(&k).is_ok() || closed_keys.is_some_and(|c| c.contains(&k))
         });
+
+        let mut views: Vec<DayView<'_>> = self.days.iter().map(|(day, d)| view(*day, d)).collect();
+        views.push(view(open, &today_day));
         let (snapshot, sizes) = window::snapshot(at, settings, &self.names, &views)?;
+        work.days_classified = classified.len();
         self.last = work;
         self.sizes = sizes;
         Ok(snapshot)
@@ -397,17 +546,13 @@ impl Engine {
 
     /// What the weekly report lists of the closed days `[from, to)` of the last snapshot's
     /// window: each team's pipelines and avoidable failures by category, and the builds of
-    /// runner classes missing from the price table.
+    /// runner classes missing from the price table. The days must have been kept with
+    /// [`Engine::keep_detail`] (or the engine not be persisting).
     ///
     /// # Errors
-    /// A day of the range is not in the window of the last snapshot (a bug of the caller).
-    pub fn detail(
-        &self,
-        settings: &QuerySettings,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Detail> {
-        let prices = Prices::new(&settings.pricing);
+    /// A day of the range is not in the window of the last snapshot, or its detail was not
+    /// kept (a bug of the caller).
+    pub fn detail(&self, from: NaiveDate, to: NaiveDate) -> Result<Detail> {
         let mut pipelines: BTreeMap<(u32, u32, u32), (TeamSums, TeamSums)> = BTreeMap::new();
         let mut categories: BTreeMap<(u32, u32), u64> = BTreeMap::new();
         let mut unpriced = TeamSums::default();
@@ -418,26 +563,23 @@ impl Engine {
                     "{day} is not a closed day of the last snapshot's window (a bug)"
                 ))
             })?;
-            {
-                for p in &d.rollup.pipelines {
-                    let e = pipelines
-                        .entry((p.team, p.repository, p.pipeline))
-                        .or_default();
-                    e.0.builds += p.all.builds;
-                    e.0.cost += p.all.cost;
-                    e.1.builds += p.avoidable.builds;
-                    e.1.cost += p.avoidable.cost;
-                }
-                for (team, category, n) in &d.rollup.categories {
-                    *categories.entry((*team, *category)).or_default() += n;
-                }
-                for c in &d.rollup.cells {
-                    if !prices.is_priced(self.names.name(c.key.runner_class)) {
-                        unpriced.builds += c.sums.builds;
-                        unpriced.cost += c.sums.cost;
-                    }
-                }
+            let detail = d.detail.as_ref().ok_or_else(|| {
+                crate::Error::Shape(format!("the detail of {day} was not kept (a bug)"))
+            })?;
+            for p in &detail.pipelines {
+                let e = pipelines
+                    .entry((p.team, p.repository, p.pipeline))
+                    .or_default();
+                e.0.builds += p.all.builds;
+                e.0.cost += p.all.cost;
+                e.1.builds += p.avoidable.builds;
+                e.1.cost += p.avoidable.cost;
             }
+            for (team, category, n) in &detail.categories {
+                *categories.entry((*team, *category)).or_default() += n;
+            }
+            unpriced.builds += d.unpriced.builds;
+            unpriced.cost += d.unpriced.cost;
             day = day.succ_opt().unwrap_or(to);
         }
         let name = |id: u32| self.names.name(id).to_owned();
@@ -506,6 +648,23 @@ impl Engine {
     }
 }
 
+/// A day as the window computation reads it.
+fn view(day: NaiveDate, d: &Day) -> DayView<'_> {
+    DayView {
+        day,
+        base: &d.base,
+        moves: &d.moves,
+        authors: &d.authors,
+        rows: d.rows.as_deref().and_then(|rows| {
+            Some(RowsView {
+                rows,
+                cells: &d.detail.as_ref()?.cells,
+                repeats: &d.repeats,
+            })
+        }),
+    }
+}
+
 /// One pipeline of a team over some days (by name, never who ran it).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PipelineTotal {
@@ -530,14 +689,14 @@ pub struct Detail {
     pub unpriced_cost_eur: f64,
 }
 
-/// A closed day as loaded: classified from its files, or its stored rollup.
+/// A closed day as loaded: classified from its files, or its stored rollup and keys.
 enum Loaded {
     Read(Classified),
-    Stored(DayRollup),
+    Stored(DayRollup, Vec<u64>),
 }
 
 /// Loads one closed day: its stored rollup when current (and its rows are not needed), else
-/// its files, classified (and stored, for a day that is over).
+/// its files, classified.
 #[allow(clippy::too_many_arguments)]
 fn load_day(
     store: &Store,
@@ -548,43 +707,25 @@ fn load_day(
     rows: bool,
     persist: bool,
     prices_hash: u64,
-    today: NaiveDate,
 ) -> Result<Loaded> {
     if persist && !rows {
-        if let Some(rollup) = persist::read_rollup(store, day, print, prices_hash) {
-            return Ok(Loaded::Stored(rollup));
+        let stored = persist::read_rollup(store, day, print, prices_hash)
+            .zip(persist::read_keys(store, day, print));
+        if let Some((rollup, keys)) = stored {
+            return Ok(Loaded::Stored(rollup, keys));
         }
     }
-    let classified = day::classify(store, files, prices)?;
-    if persist && day < today && !files.is_empty() {
-        persist::write(store, day, print, prices_hash, &classified.rollup);
-    }
-    Ok(Loaded::Read(classified))
+    Ok(Loaded::Read(day::classify(store, files, prices)?))
 }
 
-/// Whether two rollups of a day have the same success keys.
-fn same_keys(a: &DayRollup, b: &DayRollup) -> bool {
-    a.candidates.len() == b.candidates.len()
-        && a.candidates
-            .iter()
-            .zip(&b.candidates)
-            .all(|(x, y)| x.key == y.key)
-}
-
-/// A rollup in the engine's numbers (its own names interned).
-fn intern(names: &mut Names, mut rollup: DayRollup) -> DayRollup {
+/// A rollup in the engine's numbers (its own names interned; its name table cleared), and
+/// the engine's number of each of its names.
+fn intern(names: &mut Names, mut rollup: DayRollup) -> (DayRollup, Vec<u32>) {
     let ids: Vec<u32> = rollup.names.iter().map(|n| names.id(n)).collect();
-    let id = |n: u32| ids.get(n as usize).copied().unwrap_or(u32::MAX);
     for c in &mut rollup.cells {
-        let k = &mut c.key;
-        (k.team, k.product, k.source, k.repository, k.runner_class) = (
-            id(k.team),
-            id(k.product),
-            id(k.source),
-            id(k.repository),
-            id(k.runner_class),
-        );
+        remap_cell(&mut c.key, &ids);
     }
+    let id = |n: u32| ids.get(n as usize).copied().unwrap_or(u32::MAX);
     for p in &mut rollup.pipelines {
         (p.team, p.repository, p.pipeline) = (id(p.team), id(p.repository), id(p.pipeline));
     }
@@ -596,38 +737,83 @@ fn intern(names: &mut Names, mut rollup: DayRollup) -> DayRollup {
     }
     rollup.authors.sort_unstable();
     rollup.names.clear();
-    rollup
+    (rollup, ids)
 }
 
-/// A day's builds by team key, its candidates that repeat an earlier day moved to
-/// `duplicate`.
-fn team_totals(rollup: &DayRollup, repeats: &[bool]) -> Vec<(TeamKey, TeamSums)> {
-    let mut out: HashMap<TeamKey, TeamSums> = HashMap::new();
-    for cell in &rollup.cells {
-        let e = out.entry(team_key(cell, false)).or_default();
-        e.builds += cell.sums.builds;
-        e.cost += cell.sums.cost;
-    }
-    for (c, repeat) in rollup.candidates.iter().zip(repeats) {
-        let Some(cell) = rollup.cells.get(c.cell as usize).filter(|_| *repeat) else {
-            continue;
-        };
-        let from = out.entry(team_key(cell, false)).or_default();
-        from.builds = from.builds.saturating_sub(c.sums.builds);
-        from.cost -= c.sums.cost;
-        let to = out.entry(team_key(cell, true)).or_default();
-        to.builds += c.sums.builds;
-        to.cost += c.sums.cost;
-    }
-    let mut out: Vec<(TeamKey, TeamSums)> = out
-        .into_iter()
-        .filter(|(_, s)| s.builds > 0 || s.cost != buildcost_model::Exact::ZERO)
-        .collect();
-    out.sort_unstable_by_key(|(k, _)| *k);
-    debug_assert!(out
+/// Replaces the rollup's name numbers of a cell key by the engine's (`ids[n]`).
+fn remap_cell(k: &mut day::CellKey, ids: &[u32]) {
+    let id = |n: u32| ids.get(n as usize).copied().unwrap_or(u32::MAX);
+    (k.team, k.product, k.source, k.repository, k.runner_class) = (
+        id(k.team),
+        id(k.product),
+        id(k.source),
+        id(k.repository),
+        id(k.runner_class),
+    );
+}
+
+/// The day's detail, `authors` and `repeats` as a rollup with names of its own, to be stored.
+fn localize(
+    names: &Names,
+    detail: &DayRollup,
+    authors: &[(u32, u64)],
+    repeats: &[Candidate],
+) -> DayRollup {
+    let mut local: HashMap<u32, u32> = HashMap::new();
+    let mut table: Vec<String> = Vec::new();
+    let mut id = |n: u32| {
+        *local.entry(n).or_insert_with(|| {
+            table.push(names.name(n).to_owned());
+            u32::try_from(table.len() - 1).unwrap_or(u32::MAX)
+        })
+    };
+    let mut cell = |k: &day::CellKey| day::CellKey {
+        team: id(k.team),
+        product: id(k.product),
+        source: id(k.source),
+        repository: id(k.repository),
+        runner_class: id(k.runner_class),
+        ..*k
+    };
+    let cells = detail
+        .cells
         .iter()
-        .all(|(k, _)| WasteClass::from_index(k.3).is_some()));
-    out
+        .map(|c| day::Cell {
+            key: cell(&c.key),
+            sums: c.sums,
+        })
+        .collect();
+    let repeats = repeats
+        .iter()
+        .map(|c| Candidate {
+            cell: cell(&c.cell),
+            ..*c
+        })
+        .collect();
+    let pipelines = detail
+        .pipelines
+        .iter()
+        .map(|p| day::PipelineCell {
+            team: id(p.team),
+            repository: id(p.repository),
+            pipeline: id(p.pipeline),
+            ..*p
+        })
+        .collect();
+    let categories = detail
+        .categories
+        .iter()
+        .map(|(t, c, n)| (id(*t), id(*c), *n))
+        .collect();
+    let authors = authors.iter().map(|(t, a)| (id(*t), *a)).collect();
+    DayRollup {
+        names: table,
+        cells,
+        repeats,
+        pipelines,
+        categories,
+        authors,
+    }
 }
 
 /// The days a window of the snapshot at `at` starts inside of (not at their midnight).

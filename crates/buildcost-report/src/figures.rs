@@ -32,12 +32,14 @@ pub fn compute(
     generated_at: DateTime<Utc>,
 ) -> Result<WeeklyReport> {
     let window_days = settings.baseline.window_days;
+    let (from, to) = (week.start().date_naive(), week.end().date_naive());
+    engine.keep_detail(from, to);
     let mut snapshots = Vec::new();
     for back in (0..TREND_WEEKS).rev() {
         let w = week.minus(back);
         snapshots.push((w, engine.snapshot_now(store, settings, w.end())?));
     }
-    let detail = engine.detail(settings, week.start().date_naive(), week.end().date_naive())?;
+    let detail = engine.detail(from, to)?;
     let pipelines: BTreeMap<String, Vec<PipelineLine>> = detail.pipelines;
     let categories = detail.categories;
     let (unpriced_builds, unpriced_cost_eur) = (detail.unpriced_builds, detail.unpriced_cost_eur);

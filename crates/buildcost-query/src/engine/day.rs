@@ -5,10 +5,12 @@
 //! depends on the earlier builds of its key (repository, pipeline, commit). Inside a day the
 //! successes of a key are ranked (`finished_at`, then `event_id`): all but the first are
 //! duplicates. The first, a *candidate*, is a duplicate only if an earlier day has a success of
-//! its key; that is decided when days are put together ([`super::history`]), so a day's rollup
-//! depends on its own files only and stays valid while they do. Candidates are counted in their
-//! cell as `none`; one found to repeat an earlier day is moved to `duplicate`, exactly (the sums
-//! are [`Exact`]).
+//! its key; that is decided when days are put together (the engine), so a day's cells depend on
+//! its own files only. Candidates are counted in their cell as `none`; one found to repeat an
+//! earlier day is moved to `duplicate`, exactly (the sums are [`Exact`]). Only those moves need
+//! a candidate's own sums: a stored rollup keeps the sums of the candidates that repeated an
+//! earlier day when it was written, and the day's keys; should another key repeat later (a late
+//! event in an earlier day), the day is read from its files again.
 
 use std::collections::HashMap;
 
@@ -99,8 +101,8 @@ pub(crate) struct Cell {
 pub(crate) struct Candidate {
     /// The 64-bit hash of (repository, pipeline, commit) ([`success_key`]).
     pub key: u64,
-    /// Index of its cell (waste class `none`) in [`DayRollup::cells`].
-    pub cell: u32,
+    /// Its cell (waste class `none`).
+    pub cell: CellKey,
     pub sums: Sums,
 }
 
@@ -122,8 +124,8 @@ pub(crate) struct DayRollup {
     pub names: Vec<String>,
     /// Sorted by key, each key once; candidates included as `none`.
     pub cells: Vec<Cell>,
-    /// Sorted by key, each key once: the day's distinct success keys.
-    pub candidates: Vec<Candidate>,
+    /// The candidates that repeated an earlier day when the rollup was made, sorted by key.
+    pub repeats: Vec<Candidate>,
     /// Sorted by (team, repository, pipeline).
     pub pipelines: Vec<PipelineCell>,
     /// Avoidable failures by (team, failure category name), sorted.
@@ -142,13 +144,16 @@ pub(crate) struct Row {
     pub sums: Sums,
     /// [`author_number`], if the build has an author.
     pub author: Option<u64>,
-    /// Index into [`DayRollup::candidates`] when the build is its key's candidate.
+    /// Index into [`Classified::candidates`] when the build is its key's candidate.
     pub candidate: Option<u32>,
 }
 
-/// A day classified from its files: the rollup, and its rows sorted by `finished_at`.
+/// A day classified from its files: the rollup (no repeats yet), every candidate, and the
+/// rows sorted by `finished_at`.
 pub(crate) struct Classified {
     pub rollup: DayRollup,
+    /// Sorted by key, each key once: the day's distinct success keys.
+    pub candidates: Vec<Candidate>,
     pub rows: Vec<Row>,
 }
 
@@ -362,7 +367,7 @@ fn rank(builds: &[&Read], names: Vec<String>) -> Classified {
                 (
                     Candidate {
                         key: success,
-                        cell: index_of.get(key).copied().unwrap_or(0),
+                        cell: *key,
                         sums: b.sums,
                     },
                     i,
@@ -414,11 +419,12 @@ fn rank(builds: &[&Read], names: Vec<String>) -> Classified {
         rollup: DayRollup {
             names,
             cells,
-            candidates: candidates.into_iter().map(|(c, _)| c).collect(),
+            repeats: Vec::new(),
             pipelines,
             categories,
             authors,
         },
+        candidates: candidates.into_iter().map(|(c, _)| c).collect(),
         rows,
     }
 }

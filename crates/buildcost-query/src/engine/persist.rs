@@ -5,7 +5,8 @@
 //! ignore names starting with `_`):
 //! - `<day>.keys`: the day's distinct success keys, sorted (8 bytes each): all that the days
 //!   before a window contribute to its `duplicate` class;
-//! - `<day>.<prices>.rollup`: the whole [`DayRollup`] (postcard), per price table.
+//! - `<day>.<prices>.rollup`: the day's [`DayRollup`] (postcard, zstd), per price table:
+//!   its cells, pipelines, authors and the candidates that repeated an earlier day.
 //!
 //! Each starts with the fingerprint of the day's files it was made from (names, sizes,
 //! modification times); one that does not match the files listed now is stale and made again.
@@ -21,7 +22,9 @@ use super::day::DayRollup;
 /// The rollups of this format, under the store's [`buildcost_store::ROLLUPS_DIR`].
 const FOLDER: &str = "_rollups/v1";
 const KEYS_MAGIC: &[u8; 8] = b"BCKEYS01";
-const ROLLUP_MAGIC: &[u8; 8] = b"BCROLL01";
+const ROLLUP_MAGIC: &[u8; 8] = b"BCROLL02";
+/// A rollup larger than this when inflated is not one of ours.
+const MAX_ROLLUP_BYTES: usize = 1 << 30;
 
 /// A hash of the price table: rollups of different prices never mix.
 pub(crate) fn prices_hash(pricing: &PricingConfig) -> u64 {
@@ -59,7 +62,8 @@ pub(crate) fn read_rollup(
 ) -> Option<DayRollup> {
     let bytes = store.read_blob(&rollup_key(day, prices)).ok()??;
     let body = checked(&bytes, ROLLUP_MAGIC, fingerprint)?;
-    let rollup: DayRollup = postcard::from_bytes(body).ok()?;
+    let plain = zstd::bulk::decompress(body, MAX_ROLLUP_BYTES).ok()?;
+    let rollup: DayRollup = postcard::from_bytes(&plain).ok()?;
     rollup.is_consistent().then_some(rollup)
 }
 
@@ -82,7 +86,7 @@ fn warn_once(error: &str) {
     });
 }
 
-/// Stores a day's rollup and its keys; a failure is logged once per process and ignored.
+/// Stores a day's rollup; a failure is logged once per process and ignored.
 pub(crate) fn write(
     store: &Store,
     day: NaiveDate,
@@ -90,16 +94,14 @@ pub(crate) fn write(
     prices: u64,
     rollup: &DayRollup,
 ) {
-    let mut keys = header(KEYS_MAGIC, fingerprint);
-    for c in &rollup.candidates {
-        keys.extend_from_slice(&c.key.to_le_bytes());
-    }
-    let result = postcard::to_extend(rollup, header(ROLLUP_MAGIC, fingerprint))
+    let result = postcard::to_allocvec(rollup)
         .map_err(|e| e.to_string())
-        .and_then(|body| {
+        .and_then(|plain| zstd::bulk::compress(&plain, 3).map_err(|e| e.to_string()))
+        .and_then(|packed| {
+            let mut body = header(ROLLUP_MAGIC, fingerprint);
+            body.extend_from_slice(&packed);
             store
                 .write_blob(&rollup_key(day, prices), &body)
-                .and_then(|()| store.write_blob(&keys_key(day), &keys))
                 .map_err(|e| e.to_string())
         });
     if let Err(e) = result {
@@ -132,11 +134,14 @@ impl DayRollup {
                 && name(k.source)
                 && name(k.repository)
                 && name(k.runner_class)
-        }) && self
-            .candidates
-            .iter()
-            .all(|c| (c.cell as usize) < self.cells.len())
-            && self.candidates.windows(2).all(|w| w[0].key < w[1].key)
+        }) && self.repeats.iter().all(|c| {
+            let k = &c.cell;
+            name(k.team)
+                && name(k.product)
+                && name(k.source)
+                && name(k.repository)
+                && name(k.runner_class)
+        }) && self.repeats.windows(2).all(|w| w[0].key < w[1].key)
             && self
                 .pipelines
                 .iter()

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use buildcost_model::{Exact, Status, WasteClass};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 
-use super::day::{Cell, Row};
+use super::day::{Cell, CellKey, Row};
 use super::Names;
 use crate::peer;
 use crate::snapshot::{Snapshot, TeamInfo, Totals, WINDOWS};
@@ -27,29 +27,30 @@ pub(crate) struct TeamSums {
 pub(crate) struct RowsView<'a> {
     pub rows: &'a [Row],
     pub cells: &'a [Cell],
-    /// Per candidate: whether it repeats an earlier day (then it is a `duplicate`).
+    /// Per candidate of the day: whether it repeats an earlier day (then it is a `duplicate`).
     pub repeats: &'a [bool],
 }
 
 /// One day as a window reads it.
 pub(crate) struct DayView<'a> {
     pub day: NaiveDate,
-    /// The whole day by [`TeamKey`], duplicates resolved.
-    pub totals: &'a [(TeamKey, TeamSums)],
+    /// The whole day by [`TeamKey`], every candidate counted as `none`.
+    pub base: &'a [(TeamKey, TeamSums)],
+    /// Candidates that repeat an earlier day: moved from their `none` key to `duplicate`.
+    pub moves: &'a [(TeamKey, TeamSums)],
     pub authors: &'a [(u32, u64)],
     /// Present when a window may cut through the day.
     pub rows: Option<RowsView<'a>>,
 }
 
 /// The [`TeamKey`] of a cell, `duplicate` when `repeat`.
-pub(crate) fn team_key(cell: &Cell, repeat: bool) -> TeamKey {
-    let k = &cell.key;
+pub(crate) fn team_key(cell: &CellKey, repeat: bool) -> TeamKey {
     let waste = if repeat {
         WasteClass::Duplicate.index()
     } else {
-        k.waste
+        cell.waste
     };
-    (k.team, k.product, k.status, waste)
+    (cell.team, cell.product, cell.status, waste)
 }
 
 /// The builds of `[start, end)`, summed by [`TeamKey`], and their distinct (team, author)
@@ -75,8 +76,17 @@ impl Range {
                 continue;
             }
             if first >= from && next <= to {
-                for (key, sums) in d.totals {
+                for (key, sums) in d.base {
                     let e = range.cells.entry(*key).or_default();
+                    e.builds += sums.builds;
+                    e.cost += sums.cost;
+                }
+                for (key, sums) in d.moves {
+                    let e = range.cells.entry(*key).or_default();
+                    e.builds = e.builds.saturating_sub(sums.builds);
+                    e.cost -= sums.cost;
+                    let dup = (key.0, key.1, key.2, WasteClass::Duplicate.index());
+                    let e = range.cells.entry(dup).or_default();
                     e.builds += sums.builds;
                     e.cost += sums.cost;
                 }
@@ -97,7 +107,7 @@ impl Range {
                     .and_then(|c| view.repeats.get(c as usize))
                     .copied()
                     .unwrap_or(false);
-                let e = range.cells.entry(team_key(cell, repeat)).or_default();
+                let e = range.cells.entry(team_key(&cell.key, repeat)).or_default();
                 e.builds += 1;
                 e.cost += r.sums.cost;
                 if let Some(a) = r.author {
