@@ -161,14 +161,15 @@ impl Day {
         }
     }
 
-    /// Resolves the day's candidates against `repeat` (whether an earlier day has a key).
-    /// `false` when a key repeats whose candidate's sums are not known (the day must be read
-    /// from its files again).
-    fn resolve(&mut self, repeat: impl Fn(u64) -> bool) -> bool {
+    /// Resolves the day's candidates: a key repeats when it is in `older` (sorted) or
+    /// `earlier` says so. `false` when a key repeats whose candidate's sums are not known
+    /// (the day must be read from its files again).
+    fn resolve(&mut self, older: &[u64], earlier: impl Fn(u64) -> bool) -> bool {
         let mut moves: HashMap<TeamKey, TeamSums> = HashMap::new();
         let mut flags = vec![false; self.candidates.len()];
-        for key in &self.keys {
-            if !repeat(*key) {
+        let in_older = present(&self.keys, older);
+        for (key, old) in self.keys.iter().zip(in_older) {
+            if !old && !earlier(*key) {
                 continue;
             }
             let Ok(i) = self.candidates.binary_search_by_key(key, |c| c.key) else {
@@ -447,8 +448,7 @@ impl Engine {
                     if again && first_pass {
                         classified.insert(*day);
                     }
-                    let older = &self.older;
-                    let known = d.resolve(|k| older.binary_search(&k).is_ok() || seen.contains(&k));
+                    let known = d.resolve(&self.older, |k| seen.contains(&k));
                     if !known {
                         unknown.push((*day, d.fingerprint, d.rows.is_some()));
                     }
@@ -530,10 +530,7 @@ impl Engine {
             Loaded::Read(self.open.classify(open_files)),
         );
         let closed_keys = self.closed_keys.as_ref();
-        let older = &self.older;
-        today_day.resolve(|k| {
-            older.binary_search(&k).is_ok() || closed_keys.is_some_and(|c| c.contains(&k))
-        });
+        today_day.resolve(&self.older, |k| closed_keys.is_some_and(|c| c.contains(&k)));
 
         let mut views: Vec<DayView<'_>> = self.days.iter().map(|(day, d)| view(*day, d)).collect();
         views.push(view(open, &today_day));
@@ -641,10 +638,7 @@ impl Engine {
                 Ok(keys)
             })
             .collect::<Result<_>>()?;
-        let mut keys: Vec<u64> = lists.concat();
-        keys.par_sort_unstable();
-        keys.dedup();
-        Ok(keys)
+        Ok(merge_all(lists))
     }
 }
 
@@ -840,6 +834,40 @@ fn day_print(day: NaiveDate, fingerprint: u64) -> u64 {
     xxh3_64(format!("{day}\t{fingerprint}").as_bytes())
 }
 
+/// Sorted, distinct lists as one, merged pairwise on every core.
+fn merge_all(mut lists: Vec<Vec<u64>>) -> Vec<u64> {
+    while lists.len() > 1 {
+        lists = lists
+            .into_par_iter()
+            .chunks(2)
+            .map(|pair| match pair.as_slice() {
+                [a, b] => merge(a, b),
+                _ => pair.into_iter().next().unwrap_or_default(),
+            })
+            .collect();
+    }
+    lists.pop().unwrap_or_default()
+}
+
+/// For each of the sorted `queries`, whether the sorted `set` holds it: one pass over both,
+/// galloping ahead in `set`, so a day's keys are looked up in a year of keys without a
+/// cache miss per step of a binary search.
+fn present(queries: &[u64], set: &[u64]) -> Vec<bool> {
+    let mut out = Vec::with_capacity(queries.len());
+    let mut base = 0;
+    for q in queries {
+        let mut bound = 1;
+        while base + bound < set.len() && set[base + bound] < *q {
+            bound *= 2;
+        }
+        let end = (base + bound + 1).min(set.len());
+        let i = base + set[base..end].partition_point(|x| x < q);
+        out.push(i < set.len() && set[i] == *q);
+        base = i;
+    }
+    out
+}
+
 /// Two sorted, distinct lists as one.
 fn merge(a: &[u64], b: &[u64]) -> Vec<u64> {
     let mut out = Vec::with_capacity(a.len() + b.len());
@@ -869,6 +897,20 @@ fn merge(a: &[u64], b: &[u64]) -> Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn looks_up_sorted_keys_in_one_pass() {
+        let set: Vec<u64> = (0..1000).map(|i| i * 3).collect();
+        let queries: Vec<u64> = vec![0, 1, 3, 299, 300, 2997, 2998, 5000];
+        let expected: Vec<bool> = queries
+            .iter()
+            .map(|q| set.binary_search(q).is_ok())
+            .collect();
+        assert_eq!(present(&queries, &set), expected);
+        assert_eq!(present(&[5], &[]), vec![false]);
+        let lists = vec![vec![1, 4, 9], vec![2, 4], vec![0], vec![9, 10]];
+        assert_eq!(merge_all(lists), vec![0, 1, 2, 4, 9, 10]);
+    }
 
     #[test]
     fn merges_sorted_lists_without_repeats() {
