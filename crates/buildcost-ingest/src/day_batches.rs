@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use arrow::record_batch::RecordBatch;
 use buildcost_model::{BatchBuilder, BuildRow};
-use buildcost_store::{EventIndex, Store};
+use buildcost_store::{EventIndex, Staged, Store};
 use chrono::NaiveDate;
 use rayon::prelude::*;
 
@@ -63,10 +63,10 @@ impl DayBatches {
         }
     }
 
-    /// Writes one file per day, named by `name(day)`, the days in parallel, and returns every
-    /// file written. On an error the days not written stay pending (their ids stay in
-    /// `index`), so calling `write` again retries exactly them; [`DayBatches::discard`] gives
-    /// them up.
+    /// Writes one file per day, named by `name(day)`, and returns every file written. The
+    /// days are staged in parallel and published only once every one is staged, so a failed
+    /// write leaves nothing of the flush visible: the days stay pending (their ids stay in
+    /// `index`) and calling `write` again retries them; [`DayBatches::discard`] gives them up.
     ///
     /// # Errors
     /// The first write that failed (of the earliest day).
@@ -90,13 +90,32 @@ impl DayBatches {
             };
             jobs.push((*day, name(*day), batch));
         }
-        let results: Vec<buildcost_store::Result<PathBuf>> = jobs
+        let results: Vec<buildcost_store::Result<Staged>> = jobs
             .par_iter()
-            .map(|(day, name, batch)| store.write_batch(*day, name, batch))
+            .map(|(day, name, batch)| store.stage(*day, name, batch))
             .collect();
+        let mut staged = Vec::with_capacity(results.len());
         let mut first_error = None;
-        for ((day, _, batch), result) in jobs.into_iter().zip(results) {
+        for result in results {
             match result {
+                Ok(file) => staged.push(file),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            // Dropping the staged files removes them; every day stays pending.
+            drop(staged);
+            for (day, _, batch) in jobs {
+                if let Some(pending) = self.days.get_mut(&day) {
+                    pending.finished = Some(batch);
+                }
+            }
+            return Err(e.into());
+        }
+        for ((day, _, batch), file) in jobs.into_iter().zip(staged) {
+            match file.publish() {
                 Ok(path) => {
                     if let Some(pending) = self.days.remove(&day) {
                         index.written(day, path.clone(), pending.ids.len());

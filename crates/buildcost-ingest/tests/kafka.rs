@@ -514,8 +514,7 @@ async fn a_store_that_refuses_writes_gets_no_commit_and_the_batch_is_written_onc
     let store = Store::open(dir.path()).unwrap();
     // A regular file where a day's folder belongs: every write of that day fails with an I/O
     // error, as on a full or broken disk.
-    let refused_day = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
-    let blocked = store.partition_dir(refused_day);
+    let blocked = store.partition_dir(chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap());
     std::fs::write(&blocked, b"in the way").unwrap();
 
     let running = Running::start(settings(&bootstrap), &store);
@@ -528,19 +527,9 @@ async fn a_store_that_refuses_writes_gets_no_commit_and_the_batch_is_written_onc
         0,
         "nothing is committed while the store refuses the batch"
     );
-    // A flush writes its days in parallel: the other days may land (their ids are indexed, so
-    // the retry does not write them again), but nothing of the refused day is visible and
-    // every visible file is whole.
-    let visible = store.list_files().unwrap();
     assert!(
-        visible.iter().all(|f| f.day != refused_day),
-        "a refused write leaves nothing of its day visible: {visible:?}"
-    );
-    let stored = store.event_id_counts().unwrap();
-    assert!(
-        stored.len() < 200,
-        "the refused day's builds are not stored yet ({} of 200 stored)",
-        stored.len()
+        store.list_files().unwrap().is_empty(),
+        "a refused write leaves nothing visible"
     );
     std::fs::remove_file(&blocked).unwrap();
     let healed = Instant::now();

@@ -102,6 +102,17 @@ impl Store {
     /// # Errors
     /// Any I/O or Parquet error; the temporary file is removed and nothing is visible.
     pub fn write_batch(&self, day: NaiveDate, name: &str, batch: &RecordBatch) -> Result<PathBuf> {
+        self.stage(day, name, batch)?.publish()
+    }
+
+    /// The first half of [`Store::write_batch`]: `batch` written and synced to a hidden
+    /// temporary file in its day's folder, not yet visible. Staging several days (in parallel)
+    /// and publishing them only once all are staged makes a failure of one leave nothing of any
+    /// visible.
+    ///
+    /// # Errors
+    /// Any I/O or Parquet error; the temporary file is removed.
+    pub fn stage(&self, day: NaiveDate, name: &str, batch: &RecordBatch) -> Result<Staged> {
         let dir = self.partition_dir(day);
         let created = !dir.exists();
         std::fs::create_dir_all(&dir).map_err(Error::io("create partition", &dir))?;
@@ -110,15 +121,15 @@ impl Store {
         }
         let final_path = dir.join(format!("{name}{DATA_SUFFIX}"));
         let temp_path = dir.join(format!(".{name}{TEMP_SUFFIX}"));
-        let result = write_parquet(&temp_path, batch).and_then(|()| {
-            std::fs::rename(&temp_path, &final_path)
-                .map_err(Error::io("rename into place", &final_path))?;
-            sync_dir(&dir)
-        });
-        if result.is_err() {
+        if let Err(e) = write_parquet(&temp_path, batch) {
             let _ = std::fs::remove_file(&temp_path);
+            return Err(e);
         }
-        result.map(|()| final_path)
+        Ok(Staged {
+            dir,
+            temp_path,
+            final_path,
+        })
     }
 
     /// Every data file, sorted by day then path (a stable order, so results are reproducible).
@@ -459,6 +470,38 @@ fn data_files(dir: &Path, entries: std::fs::ReadDir) -> Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
+}
+
+/// A file written and synced under a hidden temporary name, waiting to be published
+/// ([`Store::stage`]). Dropped without [`Staged::publish`], it is removed.
+#[derive(Debug)]
+pub struct Staged {
+    dir: PathBuf,
+    temp_path: PathBuf,
+    final_path: PathBuf,
+}
+
+impl Staged {
+    /// Renames the file into place (atomically) and syncs its folder; returns its path.
+    ///
+    /// # Errors
+    /// The rename or the sync failed; the temporary file is removed.
+    pub fn publish(mut self) -> Result<PathBuf> {
+        std::fs::rename(&self.temp_path, &self.final_path)
+            .map_err(Error::io("rename into place", &self.final_path))?;
+        // The temporary name is gone: nothing left for `drop` to remove.
+        self.temp_path = PathBuf::new();
+        sync_dir(&self.dir)?;
+        Ok(std::mem::take(&mut self.final_path))
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.temp_path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.temp_path);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -64,6 +64,36 @@ fn writes_are_atomic_and_listed_in_a_stable_order() {
 }
 
 #[test]
+fn a_staged_file_is_invisible_until_published_and_gone_when_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let kept = store.stage(day(2), "kept", &batch(&["a"])).unwrap();
+    let dropped = store.stage(day(3), "dropped", &batch(&["b"])).unwrap();
+    assert!(
+        store.list_files().unwrap().is_empty(),
+        "staged is not visible"
+    );
+    drop(dropped);
+    let path = kept.publish().unwrap();
+    let files = store.list_files().unwrap();
+    assert_eq!(
+        files.iter().map(|f| &f.path).collect::<Vec<_>>(),
+        vec![&path]
+    );
+    for d in [day(2), day(3)] {
+        let leftovers: Vec<_> = std::fs::read_dir(store.partition_dir(d))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().starts_with('.'))
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "no temporary file left: {leftovers:?}"
+        );
+    }
+}
+
+#[test]
 fn the_index_holds_every_stored_id_and_rewrites_are_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
