@@ -42,7 +42,7 @@ mod pseudonym;
 mod reject;
 
 pub use batch::{build_schema, BatchBuilder, TIMEZONE};
-pub use classify::{Classifier, Rule, DEFAULT_RULES};
+pub use classify::{clean as clean_log, Classifier, Rule, DEFAULT_RULES};
 pub use decode::{
     Decoder, DEFAULT_MAX_EVENT_BYTES, MAX_BUILD_DURATION, MAX_FUTURE_SKEW, MAX_LOG_EXCERPT_BYTES,
     MAX_NAME_CHARS,

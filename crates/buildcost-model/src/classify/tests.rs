@@ -68,6 +68,7 @@ const CASES: &[(&str, &str, FailureCategory)] = &[
     ("npm", "npm ERR! code ERESOLVE\nnpm ERR! ERESOLVE unable to resolve dependency tree", Dependency),
     ("npm", "npm ERR! SyntaxError: Unexpected token } in JSON at position 112 while parsing near '...\"jest\": \"^29\",}'", Syntax),
     ("jest", "Tests:       2 failed, 118 passed, 120 total\nnpm ERR! Test failed.  See above for more details.", Test),
+    ("junit", "org.opentest4j.AssertionFailedError: expected: <119.00> but was: <100.00>\n\tat com.acme.OrderTest.totals(OrderTest.java:31)", Test),
     // platform
     ("any", "fatal: write error: No space left on device", Infra),
     ("gitlab-runner", "ERROR: Job failed (system failure): prepare environment: setting up build pod: timed out", Infra),
@@ -91,12 +92,39 @@ fn every_builtin_case_gets_the_category_a_person_would_give() {
     assert!(wrong.is_empty(), "misclassified:\n{}", wrong.join("\n"));
 }
 
+/// The excerpts of the labelled corpus and the held-out set (`tests/classifier/`).
+fn corpus_logs() -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        case: Vec<Case>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Case {
+        log: String,
+    }
+    [
+        include_str!("../../tests/classifier/corpus.toml"),
+        include_str!("../../tests/classifier/holdout.toml"),
+    ]
+    .into_iter()
+    .flat_map(|text| toml::from_str::<File>(text).unwrap().case)
+    .map(|c| c.log)
+    .collect()
+}
+
+/// Every rule is the first match of a case here or in the corpus: a rule no excerpt reaches
+/// is shadowed by one above it, or untested.
 #[test]
 fn every_builtin_rule_is_exercised_by_a_case() {
     let c = Classifier::builtin().unwrap();
     let mut used = vec![false; c.rules().len()];
-    for (_, log, _) in CASES {
-        if let Some(i) = c.set.matches(log).iter().next() {
+    let corpus = corpus_logs();
+    let logs = CASES
+        .iter()
+        .map(|(_, log, _)| *log)
+        .chain(corpus.iter().map(String::as_str));
+    for log in logs {
+        if let Some(i) = c.first_match(log) {
             used[i] = true;
         }
     }
@@ -173,6 +201,23 @@ fn custom_rules_replace_the_builtin_ones() {
         Some(Lint)
     );
     assert!(c.match_log("error TS1005: ',' expected.").is_none());
+}
+
+#[test]
+fn patterns_are_ascii_unless_they_ask_for_unicode() {
+    let unicode =
+        Classifier::from_toml("[[rule]]\ncategory = \"lint\"\npattern = '\\p{Greek}+ lint'\n");
+    let message = unicode.unwrap_err().to_string();
+    assert!(message.contains("(?u)"), "{message}");
+    let c = Classifier::from_toml(
+        "[[rule]]\ncategory = \"lint\"\npattern = '(?u)\\p{Greek}+ lint'\n[[rule]]\ncategory = \"format\"\npattern = '✖ \\d+ (?i)PROBLEM'\n",
+    )
+    .unwrap();
+    assert_eq!(c.match_log("αβγ lint").map(|r| r.category), Some(Lint));
+    assert_eq!(
+        c.match_log("\x1b[31m✖ 3 problems").map(|r| r.category),
+        Some(Format)
+    );
 }
 
 #[test]
