@@ -120,15 +120,12 @@ kill -TERM "$SERVE"; wait "$SERVE" || true
 say "results"
 python3 - "$WORK" "$OUT" "$READY_S" "$SERVE_RSS" "$DAYS" "$PER_DAY" "$TEAMS" <<'PY'
 import json, sys
+sys.path.insert(0, "benches")
+from gnu_time import wall_and_rss
 work, out, ready_s, serve_rss, days, per_day, teams = sys.argv[1:]
 def t(name):
-    text = open(f"{work}/{name}.time").read()
-    rss = [l for l in text.splitlines() if "Maximum resident set size" in l][0].split(": ")[1]
-    wall = [l for l in text.splitlines() if "Elapsed (wall clock)" in l][0].split(": ")[1]
-    s = 0.0
-    for part in wall.split(":"):
-        s = s * 60 + float(part)
-    return round(s, 3), round(int(rss) / 1024, 1)
+    s, rss = wall_and_rss(f"{work}/{name}.time")
+    return round(s, 3), round(rss, 1)
 r = {"builds": int(days) * int(per_day), "days": int(days), "teams": int(teams)}
 for name in ["ingest", "duckdb-ingest", "metrics-cold", "metrics-warm", "metrics-plain", "duckdb-full",
              "duckdb-cost", "report-warm", "report-cold"]:

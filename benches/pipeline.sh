@@ -254,15 +254,11 @@ say "(c) week-by-team cost: buildcost query and DuckDB"
 say "results"
 python3 - "$WORK" "$OUT" <<PY
 import csv, json, sys
+sys.path.insert(0, "benches")
+from gnu_time import wall_and_rss
 work, out = sys.argv[1], sys.argv[2]
 def t(name):
-    text = open(f"{work}/{name}.time").read()
-    rss = [l for l in text.splitlines() if "Maximum resident set size" in l][0].split(": ")[1]
-    wall = [l for l in text.splitlines() if "Elapsed (wall clock)" in l][0].split(": ")[1]
-    s = 0.0
-    for part in wall.split(":"):
-        s = s * 60 + float(part)
-    return s, int(rss) / 1024
+    return wall_and_rss(f"{work}/{name}.time")
 def rows(path):
     with open(path) as f:
         r = csv.reader(f); next(r)
