@@ -440,7 +440,7 @@ impl Engine {
                 break;
             }
             let mut seen: HashSet<u64> = HashSet::new();
-            let mut unknown: Vec<(NaiveDate, u64, bool)> = Vec::new();
+            let mut unknown: Vec<(NaiveDate, u64)> = Vec::new();
             for (day, d) in &mut self.days {
                 let again = d.resolved && resolve_from.is_some_and(|r| *day >= r);
                 if again || !d.resolved {
@@ -450,7 +450,7 @@ impl Engine {
                     }
                     let known = d.resolve(&self.older, |k| seen.contains(&k));
                     if !known {
-                        unknown.push((*day, d.fingerprint, d.rows.is_some()));
+                        unknown.push((*day, d.fingerprint));
                     }
                 }
                 seen.extend(d.keys.iter().copied());
@@ -461,8 +461,8 @@ impl Engine {
                 break;
             }
             let reread: Vec<(NaiveDate, u64, Loaded)> = unknown
-                .iter()
-                .map(|(day, print, _)| {
+                .par_iter()
+                .map(|(day, print)| {
                     let files = by_day.get(day).map_or(&[][..], Vec::as_slice);
                     Ok((
                         *day,
@@ -477,7 +477,7 @@ impl Engine {
                 fresh.rows = fresh.rows.take().filter(|_| cut.contains(&day));
                 self.days.insert(day, fresh);
             }
-            resolve_from = unknown.iter().map(|(d, _, _)| *d).min();
+            resolve_from = unknown.iter().map(|(d, _)| *d).min();
         }
 
         // Store the closed days' rollups not stored yet (their repeats now known), then keep
@@ -736,14 +736,7 @@ fn intern(names: &mut Names, mut rollup: DayRollup) -> (DayRollup, Vec<u32>) {
 
 /// Replaces the rollup's name numbers of a cell key by the engine's (`ids[n]`).
 fn remap_cell(k: &mut day::CellKey, ids: &[u32]) {
-    let id = |n: u32| ids.get(n as usize).copied().unwrap_or(u32::MAX);
-    (k.team, k.product, k.source, k.repository, k.runner_class) = (
-        id(k.team),
-        id(k.product),
-        id(k.source),
-        id(k.repository),
-        id(k.runner_class),
-    );
+    *k = k.map_names(|n| ids.get(n as usize).copied().unwrap_or(u32::MAX));
 }
 
 /// The day's detail, `authors` and `repeats` as a rollup with names of its own, to be stored.
@@ -761,14 +754,7 @@ fn localize(
             u32::try_from(table.len() - 1).unwrap_or(u32::MAX)
         })
     };
-    let mut cell = |k: &day::CellKey| day::CellKey {
-        team: id(k.team),
-        product: id(k.product),
-        source: id(k.source),
-        repository: id(k.repository),
-        runner_class: id(k.runner_class),
-        ..*k
-    };
+    let mut cell = |k: &day::CellKey| k.map_names(&mut id);
     let cells = detail
         .cells
         .iter()

@@ -71,6 +71,29 @@ impl CellKey {
         self.waste = waste.index();
         self
     }
+
+    /// Its name numbers: team, product, source, repository, runner class.
+    pub fn names(&self) -> [u32; 5] {
+        [
+            self.team,
+            self.product,
+            self.source,
+            self.repository,
+            self.runner_class,
+        ]
+    }
+
+    /// The same cell with each name number `n` replaced by `f(n)` (into another name table).
+    pub fn map_names(self, mut f: impl FnMut(u32) -> u32) -> Self {
+        CellKey {
+            team: f(self.team),
+            product: f(self.product),
+            source: f(self.source),
+            repository: f(self.repository),
+            runner_class: f(self.runner_class),
+            ..self
+        }
+    }
 }
 
 /// Builds, cost and billed hours of a set of builds.

@@ -17,7 +17,7 @@ use buildcost_store::Store;
 use chrono::NaiveDate;
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::day::DayRollup;
+use super::day::{CellKey, DayRollup};
 
 /// The rollups of this format, under the store's [`buildcost_store::ROLLUPS_DIR`].
 const FOLDER: &str = "_rollups/v1";
@@ -127,21 +127,10 @@ impl DayRollup {
     pub(crate) fn is_consistent(&self) -> bool {
         let names = self.names.len();
         let name = |n: u32| (n as usize) < names;
-        self.cells.iter().all(|c| {
-            let k = &c.key;
-            name(k.team)
-                && name(k.product)
-                && name(k.source)
-                && name(k.repository)
-                && name(k.runner_class)
-        }) && self.repeats.iter().all(|c| {
-            let k = &c.cell;
-            name(k.team)
-                && name(k.product)
-                && name(k.source)
-                && name(k.repository)
-                && name(k.runner_class)
-        }) && self.repeats.windows(2).all(|w| w[0].key < w[1].key)
+        let cell = |k: &CellKey| k.names().into_iter().all(name);
+        self.cells.iter().all(|c| cell(&c.key))
+            && self.repeats.iter().all(|c| cell(&c.cell))
+            && self.repeats.windows(2).all(|w| w[0].key < w[1].key)
             && self
                 .pipelines
                 .iter()
