@@ -24,7 +24,7 @@ const STRAY_TEMP_AFTER: std::time::Duration = std::time::Duration::from_secs(60)
 /// # Errors
 /// The store folder cannot be created or listed, or a damaged file cannot be moved.
 pub fn open_store(config: &crate::config::Config) -> Result<buildcost_store::Store> {
-    let store = buildcost_store::Store::open(&config.store.path)?;
+    let store = buildcost_store::Store::open_config(&config.store)?;
     let moved = store
         .quarantine_damaged(STRAY_TEMP_AFTER)
         .with_context(|| format!("checking the store `{}`", config.store.path.display()))?;

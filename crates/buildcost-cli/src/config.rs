@@ -108,6 +108,13 @@ impl Config {
         }
         self.integrations.validate()?;
         self.webhook.validate()?;
+        if self.store.is_remote() && self.privacy.pseudonym_key_file.is_none() {
+            return Err(ConfigError::new(
+                "privacy.pseudonym_key_file",
+                "must be set when store.path is an object store: mount the key as a file (a \
+                 Kubernetes Secret) in every replica; it is never created nor kept in the bucket",
+            ));
+        }
         Ok(())
     }
 
@@ -259,7 +266,19 @@ mod tests {
                 "[pricing.runner_classes.\"gpu-xl\"]\ncpu_cores = 0.0\n",
                 "pricing.runner_classes.\"gpu-xl\".cpu_cores",
             ),
-            ("[store]\npath = \"s3://bucket/x\"\n", "store.path"),
+            (
+                "[store]\npath = \"s3://bucket/x\"\n",
+                "privacy.pseudonym_key_file",
+            ),
+            (
+                "[store]\npath = \"s3://bucket/x\"\n[store.s3]\nendpoint = \"http://127.0.0.1:9000\"\n",
+                "store.s3.allow_http",
+            ),
+            (
+                "[store]\npath = \"s3://bucket/x\"\n[store.s3]\naccess_key_id = \"AK\"\n",
+                "access_key_id",
+            ),
+            ("[store]\npath = \"ftp://bucket/x\"\n", "store.path"),
             (
                 "[[mapping]]\nteam = \"a\"\n[[mapping]]\nrepository = \"x/[y\"\nteam = \"b\"\n",
                 "mapping[0]",

@@ -30,6 +30,7 @@ pub const CONSUMER_PENDING: &str = "buildcost_consumer_pending_messages";
 pub const CONSUMER_ERRORS: &str = "buildcost_consumer_errors_total";
 pub const COMMIT_FAILURES: &str = "buildcost_commit_failures_total";
 pub const STORE_WRITE_FAILURES: &str = "buildcost_store_write_failures_total";
+pub const STORE_READ_FAILURES: &str = "buildcost_store_read_failures_total";
 pub const STORE_QUARANTINED: &str = "buildcost_store_quarantined_files_total";
 pub const REFRESHES: &str = "buildcost_refreshes_total";
 pub const REFRESH_FAILURES: &str = "buildcost_refresh_failures_total";

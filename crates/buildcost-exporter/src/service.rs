@@ -376,6 +376,12 @@ impl ServiceState {
             )?;
             counter(
                 &r,
+                STORE_READ_FAILURES,
+                "Reads of stored event ids that failed because the store was unreachable; retried with backoff, the message held.",
+                s.store_read_failures,
+            )?;
+            counter(
+                &r,
                 COMMIT_FAILURES,
                 "Offset commits that failed (retried; the rows were durable).",
                 s.commit_failures,

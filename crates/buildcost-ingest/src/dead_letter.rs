@@ -287,6 +287,69 @@ impl DeadLetterSink for FileDeadLetters {
     }
 }
 
+/// Dead letters as NDJSON objects in the store, for a store on an object store (which cannot
+/// append): each [`DeadLetterSink::flush`] that has letters writes them as
+/// `dead-letter/<name>-<part>.ndjson`, under deterministic names.
+pub struct StoreDeadLetters {
+    store: buildcost_store::Store,
+    name: String,
+    buffer: Vec<u8>,
+    part: u32,
+    written: u64,
+}
+
+impl StoreDeadLetters {
+    /// A sink writing `dead-letter/<name>-<part>.ndjson` objects to `store`.
+    pub fn new(store: buildcost_store::Store, name: impl Into<String>) -> Self {
+        StoreDeadLetters {
+            store,
+            name: name.into(),
+            buffer: Vec::new(),
+            part: 0,
+            written: 0,
+        }
+    }
+
+    /// Where the letters go (`<store>/dead-letter/<name>-*.ndjson`).
+    pub fn location(&self) -> PathBuf {
+        self.store
+            .root()
+            .join(buildcost_store::DEAD_LETTER_DIR)
+            .join(format!("{}-*.ndjson", self.name))
+    }
+
+    /// Letters written.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+}
+
+impl DeadLetterSink for StoreDeadLetters {
+    fn send(&mut self, letter: &DeadLetter<'_>) -> Result<()> {
+        let mut line = serde_json::to_vec(letter).unwrap_or_default();
+        line.push(b'\n');
+        self.buffer.extend_from_slice(&line);
+        self.written += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let key = format!(
+            "{}/{}-{:06}.ndjson",
+            buildcost_store::DEAD_LETTER_DIR,
+            self.name,
+            self.part
+        );
+        self.store.write_blob(&key, &self.buffer)?;
+        self.buffer.clear();
+        self.part += 1;
+        Ok(())
+    }
+}
+
 /// Keeps dead letters in memory (tests, and callers that forward them elsewhere).
 #[derive(Debug, Default)]
 pub struct MemoryDeadLetters {

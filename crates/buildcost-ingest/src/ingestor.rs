@@ -37,6 +37,9 @@ pub struct IngestSummary {
     /// Batch writes the store refused (disk full, an I/O error); each is retried, nothing
     /// past it committed.
     pub store_write_failures: u64,
+    /// Reads of the store's event ids (for de-duplication) that failed because the store
+    /// could not be reached; each is retried after a backoff, the message held meanwhile.
+    pub store_read_failures: u64,
     /// Native CI payloads that were not a finished build at the configured level (`--format`).
     pub ignored: u64,
 }

@@ -109,6 +109,9 @@ pub struct KafkaIngest {
 /// failure up to [`STORE_RETRY_MAX`].
 const STORE_RETRY_MIN: Duration = Duration::from_millis(500);
 const STORE_RETRY_MAX: Duration = Duration::from_secs(15);
+/// How long a message waits for an unreachable store before the ingester gives up (and
+/// exits, to be restarted): well inside the consumer's `max.poll.interval.ms` (5 minutes).
+const STORE_READ_WAIT: Duration = Duration::from_secs(120);
 
 fn kafka_err(context: &'static str) -> impl FnOnce(KafkaError) -> Error {
     move |e| Error::Kafka { context, source: e }
@@ -270,7 +273,18 @@ impl KafkaIngest {
             // Where each newly assigned partition resumes is checked on its first message.
             self.resume.clear();
             self.assigned_at = Some(Instant::now());
-            let read = self.intake.index.catch_up()?;
+            let waiting_since = Instant::now();
+            let read = loop {
+                match self.intake.index.catch_up() {
+                    Ok(read) => break read,
+                    Err(e) if e.is_unavailable() && waiting_since.elapsed() < STORE_READ_WAIT => {
+                        self.count(|s| s.store_read_failures += 1);
+                        tracing::error!(error = %e, "the store cannot be read to catch up on other ingesters' files; trying again");
+                        std::thread::sleep(STORE_RETRY_MIN);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            };
             if read > 0 {
                 tracing::info!(
                     files = read,
@@ -315,14 +329,44 @@ impl KafkaIngest {
             partition,
             offset,
         };
-        self.intake.take(
-            self.decoder.decode(payload, now),
-            payload,
-            &origin,
-            now,
-            &mut batch.pending,
-            &mut batch.dead_letters,
-        )?;
+        // The index reads a day's stored ids on its first event: while the store cannot be
+        // reached the message is held (the consumer takes no other) and tried again after a
+        // backoff, for up to STORE_READ_WAIT; nothing is committed meanwhile.
+        let mut failures: u32 = 0;
+        let waiting_since = Instant::now();
+        loop {
+            match self.intake.take(
+                self.decoder.decode(payload, now),
+                payload,
+                &origin,
+                now,
+                &mut batch.pending,
+                &mut batch.dead_letters,
+            ) {
+                Ok(_) => break,
+                Err(Error::Store(e))
+                    if e.is_unavailable() && waiting_since.elapsed() < STORE_READ_WAIT =>
+                {
+                    failures += 1;
+                    let backoff = STORE_RETRY_MIN
+                        .saturating_mul(1 << (failures - 1).min(5))
+                        .min(STORE_RETRY_MAX);
+                    if let Ok(mut s) = self.summary.lock() {
+                        s.store_read_failures += 1;
+                    }
+                    tracing::error!(
+                        partition,
+                        offset,
+                        failures,
+                        retry_in_ms = backoff.as_millis() as u64,
+                        error = %e,
+                        "the store cannot be read to de-duplicate; the message is held and tried again"
+                    );
+                    std::thread::sleep(backoff);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         buildcost_store::crash_point("mid_batch");
         Ok(())
     }

@@ -35,7 +35,7 @@ mod ndjson;
 pub use day_batches::DayBatches;
 pub use dead_letter::{
     safe_payload, DeadLetter, DeadLetterSink, FileDeadLetters, MemoryDeadLetters, Origin,
-    SafePayload, MAX_DEAD_PAYLOAD_BYTES, STRIPPED_FIELDS,
+    SafePayload, StoreDeadLetters, MAX_DEAD_PAYLOAD_BYTES, STRIPPED_FIELDS,
 };
 pub use error::{Error, Result};
 pub use ingestor::{IngestSummary, Ingestor, Outcome};

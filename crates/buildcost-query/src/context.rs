@@ -14,6 +14,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::datasource::{MemTable, TableProvider, TableType};
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -76,7 +77,15 @@ pub struct BuildcostContext {
     at: DateTime<Utc>,
     /// `builds` computed once and kept in memory (see [`BuildcostContext::materialize`]).
     materialized: Option<Arc<MemTable>>,
+    /// The object store the raw rows are read from (`None`: local files).
+    objects: Objects,
 }
+
+/// Where DataFusion finds the stored files of an object store: its URL and a client.
+type Objects = Option<(
+    ObjectStoreUrl,
+    Arc<dyn datafusion::object_store::ObjectStore>,
+)>;
 
 impl BuildcostContext {
     /// Opens a session over `store`, evaluating time-dependent views at `at`.
@@ -84,8 +93,8 @@ impl BuildcostContext {
     /// # Errors
     /// The store cannot be listed or a view does not plan.
     pub async fn open(store: &Store, settings: &QuerySettings, at: DateTime<Utc>) -> Result<Self> {
-        let raw = raw_builds(store).await?;
-        Self::assemble(settings, at, Builds::Raw(raw)).await
+        let (raw, objects) = raw_builds(store).await?;
+        Self::assemble_with(settings, at, Builds::Raw(raw), 1, objects).await
     }
 
     /// A session like [`BuildcostContext::open`] whose queries run on `partitions` threads
@@ -100,8 +109,8 @@ impl BuildcostContext {
         at: DateTime<Utc>,
         partitions: usize,
     ) -> Result<Self> {
-        let raw = raw_builds(store).await?;
-        Self::assemble_with(settings, at, Builds::Raw(raw), partitions).await
+        let (raw, objects) = raw_builds(store).await?;
+        Self::assemble_with(settings, at, Builds::Raw(raw), partitions, objects).await
     }
 
     /// A context whose `builds` is computed once, over the whole store (waste classes such
@@ -132,7 +141,14 @@ impl BuildcostContext {
         let schema = Arc::new(frame.schema().as_arrow().clone());
         let batches = frame.collect().await?;
         let table = Arc::new(MemTable::try_new(schema, vec![batches])?);
-        Self::assemble(&self.settings, self.at, Builds::Materialized(table)).await
+        Self::assemble_with(
+            &self.settings,
+            self.at,
+            Builds::Materialized(table),
+            1,
+            None,
+        )
+        .await
     }
 
     /// The same builds evaluated at another instant: `teams` and `baseline` at `at`. Cheap on
@@ -146,22 +162,20 @@ impl BuildcostContext {
             Some(table) => Builds::Materialized(table.clone()),
             None => Builds::Raw(self.ctx.table_provider("raw_builds").await?),
         };
-        Self::assemble(&self.settings, at, builds).await
+        Self::assemble_with(&self.settings, at, builds, 1, self.objects.clone()).await
     }
 
     /// A session with the configuration tables, `builds` (a view over the raw rows, or the
-    /// materialized table) and the `teams` and `baseline` views at `at`.
-    async fn assemble(settings: &QuerySettings, at: DateTime<Utc>, builds: Builds) -> Result<Self> {
-        Self::assemble_with(settings, at, builds, 1).await
-    }
-
+    /// materialized table) and the `teams` and `baseline` views at `at`, on `partitions`
+    /// threads, reading the raw rows from `objects` when they are on an object store.
     async fn assemble_with(
         settings: &QuerySettings,
         at: DateTime<Utc>,
         builds: Builds,
         partitions: usize,
+        objects: Objects,
     ) -> Result<Self> {
-        let ctx = new_session(partitions);
+        let ctx = new_session(partitions, &objects);
         crate::functions::register(&ctx, &buildcost_model::Prices::new(&settings.pricing));
         register_prices(&ctx, settings)?;
         register_teams_file(&ctx, settings)?;
@@ -170,6 +184,7 @@ impl BuildcostContext {
             settings: settings.clone(),
             at,
             materialized: None,
+            objects: objects.clone(),
         };
         match builds {
             Builds::Raw(raw) => {
@@ -178,6 +193,7 @@ impl BuildcostContext {
                     Arc::new(Copies {
                         raw: raw.clone(),
                         partitions,
+                        objects: objects.clone(),
                         ids: tokio::sync::OnceCell::new(),
                     }),
                 )?;
@@ -275,11 +291,15 @@ impl BuildcostContext {
 
 /// One partition keeps every sum in a fixed order, so the same store and instant give the
 /// same figures to the last bit.
-fn new_session(partitions: usize) -> SessionContext {
+fn new_session(partitions: usize, objects: &Objects) -> SessionContext {
     let config = SessionConfig::new()
         .with_target_partitions(partitions.max(1))
         .with_information_schema(true);
-    SessionContext::new_with_config(config)
+    let ctx = SessionContext::new_with_config(config);
+    if let Some((url, store)) = objects {
+        ctx.register_object_store(url.as_ref(), store.clone());
+    }
+    ctx
 }
 
 /// `copies`: the event ids stored more than once (two ingesters that raced on a re-sent
@@ -291,6 +311,7 @@ fn new_session(partitions: usize) -> SessionContext {
 struct Copies {
     raw: Arc<dyn TableProvider>,
     partitions: usize,
+    objects: Objects,
     ids: tokio::sync::OnceCell<Arc<MemTable>>,
 }
 
@@ -322,7 +343,7 @@ impl TableProvider for Copies {
         let table = self
             .ids
             .get_or_try_init::<datafusion::error::DataFusionError, _, _>(|| async {
-                let ctx = new_session(self.partitions);
+                let ctx = new_session(self.partitions, &self.objects);
                 ctx.register_table("raw_builds", self.raw.clone())?;
                 let batches = ctx
                     .sql("SELECT event_id FROM raw_builds GROUP BY event_id HAVING COUNT(*) > 1")
@@ -345,13 +366,22 @@ enum Builds {
     Materialized(Arc<MemTable>),
 }
 
-async fn raw_builds(store: &Store) -> Result<Arc<dyn TableProvider>> {
-    let files: Vec<std::path::PathBuf> = store.list_files()?.into_iter().map(|f| f.path).collect();
-    raw_files(&files)
+async fn raw_builds(store: &Store) -> Result<(Arc<dyn TableProvider>, Objects)> {
+    let files: Vec<String> = store
+        .list_files()?
+        .iter()
+        .map(|f| store.file_url(f))
+        .collect();
+    let objects = match store.query_object_store()? {
+        Some((url, client)) => Some((ObjectStoreUrl::parse(url)?, client)),
+        None => None,
+    };
+    Ok((raw_files(&files)?, objects))
 }
 
-/// The stored rows of `files` as a table (an empty one for no files).
-fn raw_files(files: &[std::path::PathBuf]) -> Result<Arc<dyn TableProvider>> {
+/// The stored rows of `files` (absolute paths or object URLs) as a table (an empty one for
+/// no files).
+fn raw_files(files: &[String]) -> Result<Arc<dyn TableProvider>> {
     let schema = buildcost_model::build_schema();
     if files.is_empty() {
         let empty = MemTable::try_new(schema.clone(), vec![vec![RecordBatch::new_empty(schema)]])?;
@@ -359,10 +389,7 @@ fn raw_files(files: &[std::path::PathBuf]) -> Result<Arc<dyn TableProvider>> {
     }
     let urls = files
         .iter()
-        .map(|f| {
-            let absolute = std::path::absolute(f).unwrap_or_else(|_| f.clone());
-            ListingTableUrl::parse(absolute.to_string_lossy())
-        })
+        .map(ListingTableUrl::parse)
         .collect::<datafusion::error::Result<Vec<_>>>()?;
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");

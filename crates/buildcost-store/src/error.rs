@@ -30,12 +30,34 @@ pub enum Error {
         source: arrow::error::ArrowError,
     },
 
+    /// An object-store request failed (after its retries).
+    #[error("{action} `{}`: {source}", location.display())]
+    Object {
+        action: &'static str,
+        location: PathBuf,
+        #[source]
+        source: Box<object_store::Error>,
+    },
+
+    /// The store cannot be opened as configured: names the setting to fix.
+    #[error("{setting}: {message}")]
+    Config {
+        setting: &'static str,
+        message: String,
+    },
+
     /// The pseudonym key file is unusable.
     #[error("pseudonym key file `{path}`: {message}")]
     Key { path: PathBuf, message: String },
 }
 
 impl Error {
+    /// Whether the store could not be reached (an object-store request that failed after its
+    /// retries): worth waiting for, unlike a damaged file or a full disk.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Object { .. })
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,

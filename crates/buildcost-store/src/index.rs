@@ -44,8 +44,8 @@ struct Day {
     stored: Vec<u128>,
     /// Inserted by this process since.
     added: HashSet<u128>,
-    /// The day's files whose ids are held.
-    files: HashSet<PathBuf>,
+    /// The names of the day's files whose ids are held.
+    files: HashSet<String>,
     /// Inserted ids not yet durable in a file: the day is not dropped while any is.
     pending: usize,
     used: u64,
@@ -70,17 +70,22 @@ impl Day {
     /// Reads the ids of the day's files not read yet (all of them for a day just created);
     /// returns how many files were read (a damaged one is quarantined instead).
     fn read_new_files(&mut self, store: &Store, day: NaiveDate) -> Result<usize> {
+        // Nothing is kept unless every new file was read: a store that stops answering
+        // half-way leaves the day as it was, to be read again.
         let mut read = 0;
         let mut ids = Vec::new();
-        for path in store.day_files(day)? {
-            if self.files.contains(&path) {
+        let mut names = Vec::new();
+        for key in store.day_files(day)? {
+            let name = crate::store::key_name(&key).to_owned();
+            if self.files.contains(&name) {
                 continue;
             }
-            if store.read_ids(&path, &mut ids)? {
+            if store.read_ids(&key, &mut ids)? {
                 read += 1;
             }
-            self.files.insert(path);
+            names.push(name);
         }
+        self.files.extend(names);
         if !ids.is_empty() {
             self.absorb(ids);
         }
@@ -169,7 +174,10 @@ impl EventIndex {
     /// Records that the file at `path` made `ids` pending ids of `day` durable.
     pub fn written(&mut self, day: NaiveDate, path: impl Into<PathBuf>, ids: usize) {
         if let Some(d) = self.days.get_mut(&day) {
-            d.files.insert(path.into());
+            let path: PathBuf = path.into();
+            if let Some(name) = path.file_name() {
+                d.files.insert(name.to_string_lossy().into_owned());
+            }
             d.pending = d.pending.saturating_sub(ids);
             if d.pending == 0 && d.added.len() >= COMPACT_AT {
                 let added = std::mem::take(&mut d.added);

@@ -24,6 +24,28 @@ pub fn load_or_create_key(path: &Path) -> Result<Vec<u8>> {
     }
 }
 
+/// Reads the key at `path`, which must exist and not be empty: for a store on an object store,
+/// where N replicas creating their own key would pseudonymise the same author N ways, the key
+/// is a mounted secret and never created (nor written to the bucket). The key's bytes are
+/// never logged.
+///
+/// # Errors
+/// The file is missing, empty or unreadable; the message names `privacy.pseudonym_key_file`.
+pub fn load_existing_key(path: &Path) -> Result<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(key) if !key.is_empty() => Ok(key),
+        Ok(_) => Err(Error::Key {
+            path: path.into(),
+            message: "privacy.pseudonym_key_file is empty; with an object store the key is never created: write 32 random bytes to it once (`head -c 32 /dev/urandom`) and give every replica the same file".into(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Key {
+            path: path.into(),
+            message: "privacy.pseudonym_key_file does not exist; with an object store the key is never created: write 32 random bytes to it once (`head -c 32 /dev/urandom`) and mount the same file (a Secret) in every replica".into(),
+        }),
+        Err(e) => Err(Error::io("read", path)(e)),
+    }
+}
+
 fn create(path: &Path) -> Result<Vec<u8>> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(Error::io("create folder", parent))?;
@@ -72,6 +94,20 @@ mod tests {
         assert_eq!(load_or_create_key(&path).unwrap(), a);
         let other = load_or_create_key(&dir.path().join("other.key")).unwrap();
         assert_ne!(other, a);
+    }
+
+    #[test]
+    fn an_existing_key_is_required_and_never_created_for_an_object_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let missing = load_existing_key(&path).unwrap_err().to_string();
+        assert!(missing.contains("privacy.pseudonym_key_file"), "{missing}");
+        assert!(!path.exists());
+        std::fs::write(&path, b"").unwrap();
+        let empty = load_existing_key(&path).unwrap_err().to_string();
+        assert!(empty.contains("is empty"), "{empty}");
+        std::fs::write(&path, b"0123456789abcdef0123456789abcdef").unwrap();
+        assert_eq!(load_existing_key(&path).unwrap().len(), 32);
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! (`<root>/date=YYYY-MM-DD/*.parquet`), readable by any Parquet reader (DataFusion, DuckDB,
 //! pyarrow, Spark).
 //!
-//! Every file is written atomically (temporary file, fsync, rename, fsync of the folder), so a
-//! reader or a crash never sees half a file. The [`EventIndex`] knows the stored `event_id`s of
+//! The store is a local folder or a prefix of an object store (`s3://BUCKET/PREFIX`, through
+//! the `object_store` crate), with the same layout on both. Every file is written atomically
+//! (locally: temporary file, fsync, rename, fsync of the folder; on an object store: one PUT),
+//! so a reader or a crash never sees half a file. The [`EventIndex`] knows the stored `event_id`s of
 //! the days being written (read from their files on first use), so a second ingest of the same
 //! events stores nothing twice. [`Store::apply_retention`]
 //! deletes days older than the retention.
@@ -23,6 +25,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod backend;
 pub mod config;
 mod crash;
 mod error;
@@ -32,10 +35,11 @@ mod quarantine;
 mod rejections;
 mod store;
 
+pub use backend::is_remote;
 pub use crash::{crash_due, crash_now, crash_point, CRASH_AT_ENV};
 pub use error::{Error, Result};
 pub use index::EventIndex;
-pub use keyfile::load_or_create_key;
+pub use keyfile::{load_existing_key, load_or_create_key};
 pub use quarantine::{Quarantined, QUARANTINE_DIR};
 pub use rejections::{Rejected, REJECTIONS_DIR};
 pub use store::{DataFile, Staged, Store, DEAD_LETTER_DIR, ROLLUPS_DIR};

@@ -9,14 +9,14 @@
 //! the file, where it went and why. Queries and the index never look there; an operator can
 //! inspect the file and delete it, or move it back if it was readable after all.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
-use crate::store::{is_data_file, sync_dir, TEMP_SUFFIX};
-use crate::{Error, Result, Store};
+use crate::backend::{Backend, Source};
+use crate::store::{is_data_file, key_name, TEMP_SUFFIX};
+use crate::{Result, Store};
 
 /// Sub-folder of the store holding quarantined files (never read as data).
 pub const QUARANTINE_DIR: &str = "quarantine";
@@ -33,18 +33,12 @@ pub struct Quarantined {
 }
 
 /// Why a data file cannot be read as builds, or `None` when its footer and schema are sound.
-/// Reads only the footer: cheap enough for every file at start-up.
-pub(crate) fn footer_problem(path: &Path) -> Option<String> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) => return Some(format!("cannot be opened: {e}")),
-    };
-    match file.metadata() {
-        Ok(m) if m.len() == 0 => return Some("zero-length file".to_owned()),
-        Ok(_) => {}
-        Err(e) => return Some(format!("cannot be inspected: {e}")),
+/// Reads only the footer: cheap enough for every local file at start-up.
+pub(crate) fn footer_problem(source: Source) -> Option<String> {
+    if parquet::file::reader::Length::len(&source) == 0 {
+        return Some("zero-length file".to_owned());
     }
-    let reader = match SerializedFileReader::new(file) {
+    let reader = match SerializedFileReader::new(source) {
         Ok(r) => r,
         Err(e) => return Some(format!("not a readable Parquet file (truncated?): {e}")),
     };
@@ -57,86 +51,98 @@ pub(crate) fn footer_problem(path: &Path) -> Option<String> {
 
 impl Store {
     /// Moves every damaged data file and every stray temporary file older than `stray_after`
-    /// into the quarantine; returns what moved. Reads each data file's footer only: a file
-    /// whose pages are damaged behind a sound footer is caught when it is read (see
-    /// [`crate::EventIndex`]).
+    /// into the quarantine; returns what moved. Locally it reads each data file's footer: a
+    /// file whose pages are damaged behind a sound footer is caught when it is read (see
+    /// [`crate::EventIndex`]). On an object store, where a PUT cannot leave half a file and
+    /// reading every footer would cost a request per object at every start, only what the
+    /// listing shows is checked here (empty objects, objects too short to be Parquet); the
+    /// rest is caught when read.
     ///
     /// # Errors
     /// The store cannot be listed, or a damaged file cannot be moved.
     pub fn quarantine_damaged(&self, stray_after: Duration) -> Result<Vec<Quarantined>> {
         let mut moved = Vec::new();
         let now = SystemTime::now();
-        for (_, dir) in self.list_partitions()? {
-            for entry in std::fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
-                let entry = entry.map_err(Error::io("list", &dir))?;
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                let path = entry.path();
-                let reason = if name.starts_with('.') && name.ends_with(TEMP_SUFFIX) {
-                    let age = entry
-                        .metadata()
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| now.duration_since(t).ok())
-                        .unwrap_or_default();
-                    (age >= stray_after).then(|| {
-                        format!(
-                            "stray temporary file of a write that never finished ({} s old)",
-                            age.as_secs()
-                        )
-                    })
-                } else if is_data_file(&name) {
-                    footer_problem(&path)
-                } else {
-                    None
-                };
-                if let Some(reason) = reason {
-                    moved.push(self.quarantine(&path, reason)?);
+        let local = matches!(self.backend(), Backend::Local(_));
+        let entries = if local {
+            let mut entries = Vec::new();
+            for (day, _) in self.list_partitions()? {
+                entries.extend(
+                    self.backend()
+                        .list(&format!("date={}", day.format("%Y-%m-%d")))?,
+                );
+            }
+            entries
+        } else {
+            self.backend().list("")?
+        };
+        for entry in entries {
+            let Some((folder, name)) = entry.key.split_once('/') else {
+                continue;
+            };
+            if !folder.starts_with("date=") || name.contains('/') {
+                continue;
+            }
+            let reason = if name.starts_with('.') && name.ends_with(TEMP_SUFFIX) {
+                let modified = std::time::UNIX_EPOCH
+                    + Duration::from_micros(u64::try_from(entry.modified).unwrap_or(0));
+                let age = now.duration_since(modified).unwrap_or_default();
+                (age >= stray_after).then(|| {
+                    format!(
+                        "stray temporary file of a write that never finished ({} s old)",
+                        age.as_secs()
+                    )
+                })
+            } else if !is_data_file(name) {
+                None
+            } else if local {
+                match self.backend().source(&entry.key) {
+                    Ok(source) => footer_problem(source),
+                    Err(e) => Some(format!("cannot be opened: {e}")),
                 }
+            } else if entry.size < 12 {
+                Some(format!(
+                    "{} bytes: too short to be a Parquet file",
+                    entry.size
+                ))
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                moved.push(self.quarantine(&entry.key, reason)?);
             }
         }
         Ok(moved)
     }
 
-    /// Moves one file into the quarantine, keeping its day folder; logs it and counts it.
+    /// Moves one file (by its key) into the quarantine, keeping its day folder; logs it and
+    /// counts it.
     ///
     /// # Errors
     /// The file cannot be moved.
-    pub fn quarantine(&self, path: &Path, reason: String) -> Result<Quarantined> {
-        let day_dir = path
-            .parent()
-            .and_then(Path::file_name)
-            .map(PathBuf::from)
+    pub fn quarantine(&self, key: &str, reason: String) -> Result<Quarantined> {
+        let name = key_name(key);
+        let day_dir = key
+            .strip_suffix(name)
+            .map(|d| d.trim_end_matches('/'))
+            .and_then(|d| d.rsplit('/').next())
             .unwrap_or_default();
-        let target_dir = self.root().join(QUARANTINE_DIR).join(day_dir);
-        std::fs::create_dir_all(&target_dir)
-            .map_err(Error::io("create quarantine", &target_dir))?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mut to = target_dir.join(&name);
+        let target_dir = format!("{QUARANTINE_DIR}/{day_dir}");
+        let mut to = format!("{target_dir}/{name}");
         let mut n = 1;
-        while to.exists() {
-            to = target_dir.join(format!("{name}.{n}"));
+        while self.backend().exists(&to)? {
+            to = format!("{target_dir}/{name}.{n}");
             n += 1;
         }
-        std::fs::rename(path, &to).map_err(Error::io("move into quarantine", path))?;
-        if let Some(dir) = path.parent() {
-            sync_dir(dir)?;
-        }
-        sync_dir(&target_dir)?;
+        self.backend().rename(key, &to)?;
         self.count_quarantined();
+        let (from, to) = (self.backend().locate(key), self.backend().locate(&to));
         tracing::error!(
-            file = %path.display(),
+            file = %from.display(),
             moved_to = %to.display(),
             reason = %reason,
             "quarantined a damaged store file; it is no longer read"
         );
-        Ok(Quarantined {
-            from: path.to_owned(),
-            to,
-            reason,
-        })
+        Ok(Quarantined { from, to, reason })
     }
 }

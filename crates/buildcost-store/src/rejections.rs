@@ -9,8 +9,10 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::store::{sync_dir, Store};
-use crate::{Error, Result};
+use bytes::Bytes;
+
+use crate::store::{key_name, Store};
+use crate::Result;
 
 /// The folder of the ledger, under the store's root.
 pub const REJECTIONS_DIR: &str = "rejections";
@@ -45,10 +47,7 @@ impl Store {
     /// # Errors
     /// The file cannot be written.
     pub fn write_rejections(&self, name: &str, records: &[Rejected]) -> Result<PathBuf> {
-        let dir = self.root().join(REJECTIONS_DIR);
-        std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
-        let path = dir.join(format!("{name}{SUFFIX}"));
-        let temp = dir.join(format!(".{name}{SUFFIX}.tmp"));
+        let key = format!("{REJECTIONS_DIR}/{name}{SUFFIX}");
         let mut text = String::new();
         for r in records {
             text.push_str(&format!(
@@ -58,18 +57,8 @@ impl Store {
                 clean(&r.origin)
             ));
         }
-        let result = std::fs::write(&temp, text)
-            .map_err(Error::io("write", &temp))
-            .and_then(|()| {
-                let file = std::fs::File::open(&temp).map_err(Error::io("open", &temp))?;
-                file.sync_all().map_err(Error::io("fsync", &temp))?;
-                std::fs::rename(&temp, &path).map_err(Error::io("rename into place", &path))?;
-                sync_dir(&dir)
-            });
-        if result.is_err() {
-            let _ = std::fs::remove_file(&temp);
-        }
-        result.map(|()| path)
+        self.backend().put(&key, Bytes::from(text))?;
+        Ok(self.backend().locate(&key))
     }
 
     /// Every recorded rejection with `from <= at < to`, each replayed one once (see
@@ -78,26 +67,22 @@ impl Store {
     /// # Errors
     /// The ledger cannot be listed or a file read.
     pub fn read_rejections(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Rejected>> {
-        let dir = self.root().join(REJECTIONS_DIR);
         let mut files = Vec::new();
-        match std::fs::read_dir(&dir) {
-            Ok(entries) => {
-                for e in entries {
-                    let e = e.map_err(Error::io("list", &dir))?;
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    if name.ends_with(SUFFIX) && !name.starts_with('.') {
-                        files.push(e.path());
-                    }
-                }
+        for entry in self.backend().list(REJECTIONS_DIR)? {
+            let name = key_name(&entry.key);
+            if name.ends_with(SUFFIX) && !name.starts_with('.') {
+                files.push(entry.key);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io("list", &dir)(e)),
         }
         files.sort();
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
-        for path in files {
-            let text = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
+        for key in files {
+            let Some(bytes) = self.backend().get(&key)? else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&bytes);
+            let path = self.backend().locate(&key);
             for line in text.lines() {
                 let mut parts = line.splitn(3, '\t');
                 let parsed = match (parts.next(), parts.next(), parts.next()) {

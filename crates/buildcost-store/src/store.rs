@@ -1,12 +1,12 @@
 //! The folder of day partitions and the atomic Parquet writer.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrow::array::{Array, StringArray};
 use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
 use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
@@ -14,6 +14,8 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
+use crate::backend::{sync_dir, write_synced, Backend, Entry, Remote};
+use crate::config::StoreConfig;
 use crate::{Error, EventIndex, Result};
 
 /// Sub-folder of the store holding dead letters (never read as data).
@@ -29,7 +31,10 @@ pub(crate) const TEMP_SUFFIX: &str = ".parquet.tmp";
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DataFile {
     pub day: NaiveDate,
+    /// Where it is, for people and logs: a local path, or the object's URL.
     pub path: PathBuf,
+    /// Its key relative to the store's root (`date=2026-11-02/<name>.parquet`).
+    pub key: String,
     /// Size in bytes, as listed.
     pub size: u64,
     /// Last modification, in microseconds since the epoch, as listed: with the size and the
@@ -40,29 +45,37 @@ pub struct DataFile {
 impl DataFile {
     /// The file's name inside its day's folder.
     pub fn name(&self) -> String {
-        self.path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        self.key.rsplit('/').next().unwrap_or_default().to_owned()
     }
 }
 
-/// A store rooted at a local folder.
+/// A store rooted at a local folder or at a prefix of an object store.
 #[derive(Debug, Clone)]
 pub struct Store {
+    backend: Backend,
+    /// The local folder, or the store's URL (for messages).
     root: PathBuf,
     /// Files this process moved into the quarantine (shared by clones).
     quarantined: Arc<AtomicU64>,
 }
 
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(Error::io("sync folder", dir))
+/// The key of a day's folder.
+fn partition_key(day: NaiveDate) -> String {
+    format!("{PARTITION_PREFIX}{}", day.format("%Y-%m-%d"))
+}
+
+fn partition_day(name: &str) -> Option<NaiveDate> {
+    name.strip_prefix(PARTITION_PREFIX)
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+}
+
+/// The last segment of a key.
+pub(crate) fn key_name(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
 }
 
 impl Store {
-    /// Opens (and creates if needed) the store at `root`.
+    /// Opens (and creates if needed) the store in the local folder `root`.
     ///
     /// # Errors
     /// The folder cannot be created.
@@ -70,9 +83,39 @@ impl Store {
         let root = root.into();
         std::fs::create_dir_all(&root).map_err(Error::io("create store folder", &root))?;
         Ok(Store {
+            backend: Backend::Local(root.clone()),
             root,
             quarantined: Arc::default(),
         })
+    }
+
+    /// Opens the store `[store]` describes: a local folder, or a prefix of an object store
+    /// (`s3://BUCKET/PREFIX`, reached as `[store.s3]` says, with credentials from the
+    /// environment), checked at once so a missing bucket, refused credentials or an
+    /// unreachable endpoint fail here, naming the setting.
+    ///
+    /// # Errors
+    /// The folder cannot be created, or the object store does not answer as it should.
+    pub fn open_config(config: &StoreConfig) -> Result<Self> {
+        if !config.is_remote() {
+            return Store::open(&config.path);
+        }
+        let url = config
+            .path
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_owned();
+        let remote = Remote::connect(&url, &config.s3)?;
+        Ok(Store {
+            backend: Backend::Remote(Arc::new(remote)),
+            root: PathBuf::from(url),
+            quarantined: Arc::default(),
+        })
+    }
+
+    /// Whether the store is on an object store.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.backend, Backend::Remote(_))
     }
 
     /// How many files this process (through any clone of this store) has quarantined.
@@ -84,105 +127,122 @@ impl Store {
         self.quarantined.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The store's folder.
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// The store's folder, or its URL (`s3://bucket/prefix`) on an object store.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    /// The folder of one day.
+    /// The folder of one day (a path locally, a URL on an object store).
     pub fn partition_dir(&self, day: NaiveDate) -> PathBuf {
-        self.root
-            .join(format!("{PARTITION_PREFIX}{}", day.format("%Y-%m-%d")))
+        self.backend.locate(&partition_key(day))
     }
 
     /// Writes `batch` as `<root>/date=<day>/<name>.parquet`, atomically: a reader sees the whole
-    /// file or none of it, and once this returns the file survives a power cut. Writing the same
-    /// name again replaces the file (replays are idempotent).
+    /// file or none of it, and once this returns the file survives a power cut (locally) or is
+    /// stored (an object store's PUT). Writing the same name again replaces the file (replays
+    /// are idempotent).
     ///
     /// # Errors
-    /// Any I/O or Parquet error; the temporary file is removed and nothing is visible.
+    /// Any I/O, object-store or Parquet error; nothing is visible then.
     pub fn write_batch(&self, day: NaiveDate, name: &str, batch: &RecordBatch) -> Result<PathBuf> {
         self.stage(day, name, batch)?.publish()
     }
 
-    /// The first half of [`Store::write_batch`]: `batch` written and synced to a hidden
-    /// temporary file in its day's folder, not yet visible. Staging several days (in parallel)
-    /// and publishing them only once all are staged makes a failure of one leave nothing of any
-    /// visible.
+    /// The first half of [`Store::write_batch`]: `batch` encoded, and locally written and
+    /// synced to a hidden temporary file in its day's folder; not yet visible. Staging several
+    /// days (in parallel) and publishing them only once all are staged makes a failure of one
+    /// leave nothing of any visible (locally; on an object store a failed publish of one day
+    /// may follow published others, whose deterministic names a retry rewrites identically).
     ///
     /// # Errors
     /// Any I/O or Parquet error; the temporary file is removed.
     pub fn stage(&self, day: NaiveDate, name: &str, batch: &RecordBatch) -> Result<Staged> {
-        let dir = self.partition_dir(day);
-        let created = !dir.exists();
-        std::fs::create_dir_all(&dir).map_err(Error::io("create partition", &dir))?;
-        if created {
-            sync_dir(&self.root)?;
+        let key = format!("{}/{name}{DATA_SUFFIX}", partition_key(day));
+        let location = self.backend.locate(&key);
+        match &self.backend {
+            Backend::Local(root) => {
+                let dir = root.join(partition_key(day));
+                let created = !dir.exists();
+                std::fs::create_dir_all(&dir).map_err(Error::io("create partition", &dir))?;
+                if created {
+                    sync_dir(root)?;
+                }
+                let temp_path = dir.join(format!(".{name}{TEMP_SUFFIX}"));
+                let written = encode(batch, &location, Some(&temp_path))
+                    .and_then(|bytes| write_synced(&temp_path, &bytes));
+                if let Err(e) = written {
+                    let _ = std::fs::remove_file(&temp_path);
+                    return Err(e);
+                }
+                Ok(Staged {
+                    store: self.clone(),
+                    key,
+                    content: Content::Local { dir, temp_path },
+                })
+            }
+            Backend::Remote(_) => Ok(Staged {
+                store: self.clone(),
+                content: Content::Remote(encode(batch, &location, None)?),
+                key,
+            }),
         }
-        let final_path = dir.join(format!("{name}{DATA_SUFFIX}"));
-        let temp_path = dir.join(format!(".{name}{TEMP_SUFFIX}"));
-        if let Err(e) = write_parquet(&temp_path, batch) {
-            let _ = std::fs::remove_file(&temp_path);
-            return Err(e);
-        }
-        Ok(Staged {
-            dir,
-            temp_path,
-            final_path,
-        })
     }
 
     /// Every data file, sorted by day then path (a stable order, so results are reproducible).
     ///
     /// # Errors
-    /// The store folder cannot be listed.
+    /// The store cannot be listed.
     pub fn list_files(&self) -> Result<Vec<DataFile>> {
-        let mut files = Vec::new();
-        for (day, dir) in self.list_partitions()? {
-            let entries = std::fs::read_dir(&dir).map_err(Error::io("list", &dir))?;
-            for path in data_files(&dir, entries)? {
-                // A file that went between the listing and this look (retention, the
-                // quarantine) is left out, as a later listing would.
-                let Ok(meta) = std::fs::metadata(&path) else {
-                    continue;
-                };
-                let modified = meta
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-                files.push(DataFile {
-                    day,
-                    path,
-                    size: meta.len(),
-                    modified,
-                });
+        let entries = match &self.backend {
+            // One listing of the whole prefix: a request per 1,000 objects, not one per day.
+            Backend::Remote(_) => self.backend.list("")?,
+            Backend::Local(_) => {
+                let mut entries = Vec::new();
+                for (day, _) in self.list_partitions()? {
+                    entries.extend(self.backend.list(&partition_key(day))?);
+                }
+                entries
             }
-        }
+        };
+        let mut files: Vec<DataFile> = entries
+            .into_iter()
+            .filter_map(|e| self.data_file(e))
+            .collect();
         files.sort();
         Ok(files)
+    }
+
+    /// The data file an entry of a listing is, if it is one: `date=<day>/<name>.parquet`.
+    fn data_file(&self, entry: Entry) -> Option<DataFile> {
+        let (folder, name) = entry.key.split_once('/')?;
+        let day = partition_day(folder)?;
+        if name.contains('/') || !is_data_file(name) {
+            return None;
+        }
+        Some(DataFile {
+            day,
+            path: self.backend.locate(&entry.key),
+            key: entry.key,
+            size: entry.size,
+            modified: entry.modified,
+        })
     }
 
     /// Every `date=YYYY-MM-DD` folder with its day, sorted by day.
     ///
     /// # Errors
-    /// The store folder cannot be listed.
+    /// The store cannot be listed.
     pub fn list_partitions(&self) -> Result<Vec<(NaiveDate, PathBuf)>> {
-        let mut parts = Vec::new();
-        for entry in std::fs::read_dir(&self.root).map_err(Error::io("list", &self.root))? {
-            let entry = entry.map_err(Error::io("list", &self.root))?;
-            let name = entry.file_name();
-            let Some(day) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix(PARTITION_PREFIX))
-                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-            else {
-                continue;
-            };
-            if entry.path().is_dir() {
-                parts.push((day, entry.path()));
-            }
-        }
+        let mut parts: Vec<(NaiveDate, PathBuf)> = self
+            .backend
+            .top_folders()?
+            .into_iter()
+            .filter_map(|name| partition_day(&name).map(|day| (day, self.partition_dir(day))))
+            .collect();
         parts.sort();
         Ok(parts)
     }
@@ -193,38 +253,39 @@ impl Store {
         EventIndex::for_store(self.clone())
     }
 
-    /// The data files of one day, sorted (none when the day has no folder, or something
-    /// other than a folder stands in its place, as [`Store::list_files`] sees it).
+    /// The keys of the data files of one day, sorted (none when the day has no folder, or
+    /// something other than a folder stands in its place, as [`Store::list_files`] sees it).
     ///
     /// # Errors
     /// The day's folder exists but cannot be listed.
-    pub fn day_files(&self, day: NaiveDate) -> Result<Vec<PathBuf>> {
-        let dir = self.partition_dir(day);
-        if dir.exists() && !dir.is_dir() {
-            return Ok(Vec::new());
-        }
-        match std::fs::read_dir(&dir) {
-            Ok(entries) => data_files(&dir, entries),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(Error::io("list", &dir)(e)),
-        }
+    pub fn day_files(&self, day: NaiveDate) -> Result<Vec<String>> {
+        let mut keys: Vec<String> = self
+            .backend
+            .list(&partition_key(day))?
+            .into_iter()
+            .filter_map(|e| self.data_file(e).map(|f| f.key))
+            .collect();
+        keys.sort();
+        Ok(keys)
     }
 
-    /// Appends the hashed `event_id`s of the file at `path` to `ids`; `false` when the column
+    /// Appends the hashed `event_id`s of the file under `key` to `ids`; `false` when the column
     /// cannot be read and the file was quarantined instead (see [`Store::quarantine`]): its ids
     /// are then unknown, so a replay of its events stores them again rather than losing them.
     ///
     /// # Errors
-    /// A damaged file cannot be moved.
-    pub(crate) fn read_ids(&self, path: &Path, ids: &mut Vec<u128>) -> Result<bool> {
+    /// The store cannot be reached, or a damaged file cannot be moved.
+    pub(crate) fn read_ids(&self, key: &str, ids: &mut Vec<u128>) -> Result<bool> {
         let mut hashes = Vec::new();
-        match for_each_event_id(path, |id| hashes.push(EventIndex::hash(id))) {
+        match self.for_each_event_id(key, |id| hashes.push(EventIndex::hash(id))) {
             Ok(()) => {
                 ids.append(&mut hashes);
                 Ok(true)
             }
+            // An unreachable object store is not damage: the caller retries.
+            Err(e @ Error::Object { .. }) => Err(e),
             Err(e) => {
-                self.quarantine(path, format!("its event ids cannot be read: {e}"))?;
+                self.quarantine(key, format!("its event ids cannot be read: {e}"))?;
                 Ok(false)
             }
         }
@@ -238,7 +299,7 @@ impl Store {
     pub fn event_id_counts(&self) -> Result<std::collections::HashMap<String, u32>> {
         let mut counts = std::collections::HashMap::new();
         for file in self.list_files()? {
-            for_each_event_id(&file.path, |id| {
+            self.for_each_event_id(&file.key, |id| {
                 *counts.entry(id.to_owned()).or_insert(0) += 1;
             })?;
         }
@@ -253,30 +314,42 @@ impl Store {
     pub fn apply_retention(&self, today: NaiveDate, retention_days: u32) -> Result<Vec<NaiveDate>> {
         let oldest_kept = today - chrono::Duration::days(i64::from(retention_days));
         let mut deleted = Vec::new();
-        for (day, dir) in self.list_partitions()? {
+        for (day, _) in self.list_partitions()? {
             if day < oldest_kept {
-                std::fs::remove_dir_all(&dir).map_err(Error::io("delete partition", &dir))?;
+                self.backend.delete_folder(&partition_key(day))?;
                 deleted.push(day);
             }
         }
         if !deleted.is_empty() {
-            sync_dir(&self.root)?;
             tracing::info!(days = deleted.len(), oldest_kept = %oldest_kept, "retention deleted old partitions");
         }
         // Derived objects of deleted days go with them.
-        let old = |name: &str| {
-            name.get(..10)
+        for entry in self.backend.list(ROLLUPS_DIR)? {
+            let old = key_name(&entry.key)
+                .get(..10)
                 .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-                .is_some_and(|d| d < oldest_kept)
-        };
-        let rollups = self.root.join(ROLLUPS_DIR);
-        if let Ok(versions) = std::fs::read_dir(&rollups) {
-            for version in versions.flatten() {
-                let prefix = format!("{ROLLUPS_DIR}/{}", version.file_name().to_string_lossy());
-                self.delete_blobs(&prefix, &old)?;
+                .is_some_and(|d| d < oldest_kept);
+            if old {
+                self.backend.delete(&entry.key)?;
             }
         }
         Ok(deleted)
+    }
+
+    /// The URL DataFusion reads a data file by (a local path, or `s3://bucket/key`).
+    pub fn file_url(&self, file: &DataFile) -> String {
+        self.backend.url(&file.key)
+    }
+
+    /// For DataFusion on an object store: the URL to register the object store under
+    /// (`s3://bucket`) and a client of its own; `None` for a local store.
+    ///
+    /// # Errors
+    /// The client cannot be built.
+    pub fn query_object_store(
+        &self,
+    ) -> Result<Option<(String, Arc<dyn object_store::ObjectStore>)>> {
+        self.backend.query_store()
     }
 }
 
@@ -296,8 +369,8 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let handle = File::open(path).map_err(Error::io("open", path))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(handle).map_err(parquet_err)?;
+        let source = self.backend.source(&file.key)?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(source).map_err(parquet_err)?;
         let roots = columns
             .iter()
             .map(|c| builder.schema().index_of(c))
@@ -328,12 +401,7 @@ impl Store {
     /// # Errors
     /// The object exists but cannot be read.
     pub fn read_blob(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let path = self.root.join(key);
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("read", &path)(e)),
-        }
+        Ok(self.backend.get(key)?.map(|b| b.to_vec()))
     }
 
     /// Writes an auxiliary object atomically (a reader sees the old bytes or the new ones);
@@ -342,50 +410,74 @@ impl Store {
     /// # Errors
     /// The object cannot be written.
     pub fn write_blob(&self, key: &str, bytes: &[u8]) -> Result<()> {
-        let path = self.root.join(key);
-        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let temp = dir.join(format!(".{name}.tmp"));
-        let result = std::fs::write(&temp, bytes)
-            .map_err(Error::io("write", &temp))
-            .and_then(|()| std::fs::rename(&temp, &path).map_err(Error::io("rename", &path)));
-        if result.is_err() {
-            let _ = std::fs::remove_file(&temp);
-        }
-        result
+        self.backend.put(key, Bytes::copy_from_slice(bytes))
     }
 
-    /// Deletes the auxiliary objects under `prefix` (a key relative to the root) for which
-    /// `doomed` says so; returns how many went.
+    /// Deletes the auxiliary objects directly under `prefix` (a key relative to the root) for
+    /// which `doomed` says so (given the object's name); returns how many went.
     ///
     /// # Errors
     /// The folder cannot be listed or an object cannot be deleted.
     pub fn delete_blobs(&self, prefix: &str, doomed: &dyn Fn(&str) -> bool) -> Result<usize> {
-        let dir = self.root.join(prefix);
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(Error::io("list", &dir)(e)),
-        };
+        let prefix = prefix.trim_matches('/');
         let mut deleted = 0;
-        for entry in entries {
-            let entry = entry.map_err(Error::io("list", &dir))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if doomed(&name) {
-                std::fs::remove_file(entry.path()).map_err(Error::io("delete", entry.path()))?;
+        for entry in self.backend.list(prefix)? {
+            let Some(name) = entry
+                .key
+                .strip_prefix(prefix)
+                .map(|rest| rest.trim_start_matches('/'))
+            else {
+                continue;
+            };
+            if !name.contains('/') && doomed(name) {
+                self.backend.delete(&entry.key)?;
                 deleted += 1;
             }
         }
         Ok(deleted)
     }
+
+    /// Calls `f` with every `event_id` in one file, reading only that column.
+    ///
+    /// # Errors
+    /// The file is not a readable Parquet file of the build schema (or cannot be fetched).
+    pub(crate) fn for_each_event_id(&self, key: &str, mut f: impl FnMut(&str)) -> Result<()> {
+        let path = self.backend.locate(key);
+        let source = self.backend.source(key)?;
+        let parquet_err = |source| Error::Parquet {
+            path: path.clone(),
+            source,
+        };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(source).map_err(parquet_err)?;
+        let column = builder
+            .schema()
+            .index_of("event_id")
+            .map_err(|source| Error::Arrow {
+                path: path.clone(),
+                source,
+            })?;
+        let mask = ProjectionMask::roots(builder.parquet_schema(), [column]);
+        let reader = builder.with_projection(mask).build().map_err(parquet_err)?;
+        for batch in reader {
+            let batch = batch.map_err(|source| Error::Arrow {
+                path: path.clone(),
+                source,
+            })?;
+            if let Some(ids) = batch.column(0).as_any().downcast_ref::<StringArray>() {
+                for i in 0..ids.len() {
+                    if ids.is_valid(i) {
+                        f(ids.value(i));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
-fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
-    let file = File::create(path).map_err(Error::io("create", path))?;
+/// `batch` as the bytes of a Parquet file. `half_written`: where a crash test's `mid_write`
+/// crash leaves the rows written so far (no footer), as a killed local write would.
+fn encode(batch: &RecordBatch, location: &Path, half_written: Option<&Path>) -> Result<Bytes> {
     let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_created_by(format!("buildcost {}", env!("CARGO_PKG_VERSION")));
@@ -406,52 +498,20 @@ fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
     }
     let props = props.build();
     let parquet_err = |source| Error::Parquet {
-        path: path.into(),
+        path: location.into(),
         source,
     };
     let mut writer =
-        ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(parquet_err)?;
+        ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(parquet_err)?;
     writer.write(batch).map_err(parquet_err)?;
     writer.flush().map_err(parquet_err)?;
-    crate::crash_point("mid_write");
-    let file = writer.into_inner().map_err(parquet_err)?;
-    file.sync_all().map_err(Error::io("sync", path))
-}
-
-/// Calls `f` with every `event_id` in one file, reading only that column.
-///
-/// # Errors
-/// The file is not a readable Parquet file of the build schema.
-pub(crate) fn for_each_event_id(path: &Path, mut f: impl FnMut(&str)) -> Result<()> {
-    let file = File::open(path).map_err(Error::io("open", path))?;
-    let parquet_err = |source| Error::Parquet {
-        path: path.into(),
-        source,
-    };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_err)?;
-    let column = builder
-        .schema()
-        .index_of("event_id")
-        .map_err(|source| Error::Arrow {
-            path: path.into(),
-            source,
-        })?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), [column]);
-    let reader = builder.with_projection(mask).build().map_err(parquet_err)?;
-    for batch in reader {
-        let batch = batch.map_err(|source| Error::Arrow {
-            path: path.into(),
-            source,
-        })?;
-        if let Some(ids) = batch.column(0).as_any().downcast_ref::<StringArray>() {
-            for i in 0..ids.len() {
-                if ids.is_valid(i) {
-                    f(ids.value(i));
-                }
-            }
+    if crate::crash_due("mid_write") {
+        if let Some(path) = half_written {
+            let _ = std::fs::write(path, writer.inner());
         }
+        crate::crash_now();
     }
-    Ok(())
+    writer.into_inner().map(Bytes::from).map_err(parquet_err)
 }
 
 /// Whether a file name is that of a data file: a finished write, not a temporary or hidden one.
@@ -459,47 +519,52 @@ pub(crate) fn is_data_file(name: &str) -> bool {
     name.ends_with(DATA_SUFFIX) && !name.starts_with('.')
 }
 
-/// The data files among `entries`, the listing of the folder `dir`, sorted.
-fn data_files(dir: &Path, entries: std::fs::ReadDir) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(Error::io("list", dir))?;
-        if is_data_file(&entry.file_name().to_string_lossy()) {
-            files.push(entry.path());
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-/// A file written and synced under a hidden temporary name, waiting to be published
-/// ([`Store::stage`]). Dropped without [`Staged::publish`], it is removed.
+/// A file encoded (and locally written and synced under a hidden temporary name), waiting to be
+/// published ([`Store::stage`]). Dropped without [`Staged::publish`], it leaves nothing.
 #[derive(Debug)]
 pub struct Staged {
-    dir: PathBuf,
-    temp_path: PathBuf,
-    final_path: PathBuf,
+    store: Store,
+    key: String,
+    content: Content,
+}
+
+#[derive(Debug)]
+enum Content {
+    Local { dir: PathBuf, temp_path: PathBuf },
+    Remote(Bytes),
+    Published,
 }
 
 impl Staged {
-    /// Renames the file into place (atomically) and syncs its folder; returns its path.
+    /// Makes the file visible (an atomic rename and a sync of its folder locally, one PUT on an
+    /// object store); returns where it is.
     ///
     /// # Errors
-    /// The rename or the sync failed; the temporary file is removed.
+    /// The rename, the sync or the PUT failed; nothing is visible (the temporary file is
+    /// removed).
     pub fn publish(mut self) -> Result<PathBuf> {
-        std::fs::rename(&self.temp_path, &self.final_path)
-            .map_err(Error::io("rename into place", &self.final_path))?;
-        // The temporary name is gone: nothing left for `drop` to remove.
-        self.temp_path = PathBuf::new();
-        sync_dir(&self.dir)?;
-        Ok(std::mem::take(&mut self.final_path))
+        let location = self.store.backend.locate(&self.key);
+        match std::mem::replace(&mut self.content, Content::Published) {
+            Content::Local { dir, temp_path } => {
+                let renamed = std::fs::rename(&temp_path, &location)
+                    .map_err(Error::io("rename into place", &location));
+                if let Err(e) = renamed {
+                    let _ = std::fs::remove_file(&temp_path);
+                    return Err(e);
+                }
+                sync_dir(&dir)?;
+            }
+            Content::Remote(bytes) => self.store.backend.put(&self.key, bytes)?,
+            Content::Published => {}
+        }
+        Ok(location)
     }
 }
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        if !self.temp_path.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.temp_path);
+        if let Content::Local { temp_path, .. } = &self.content {
+            let _ = std::fs::remove_file(temp_path);
         }
     }
 }

@@ -7,10 +7,11 @@ use crate::config::Config;
 use anyhow::{Context, Result};
 use buildcost_adapters::{Format, Normaliser};
 use buildcost_ingest::{
-    ingest_native_ndjson, ingest_ndjson, FileDeadLetters, IngestSummary, Ingestor,
+    ingest_native_ndjson, ingest_ndjson, DeadLetterSink, FileDeadLetters, IngestSummary, Ingestor,
+    StoreDeadLetters,
 };
 use buildcost_model::{Classifier, Decoder, Pseudonymiser};
-use buildcost_store::{load_or_create_key, DEAD_LETTER_DIR};
+use buildcost_store::{load_existing_key, load_or_create_key, DEAD_LETTER_DIR};
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -76,7 +77,11 @@ impl InputFormat {
 /// The key file or the rules file is unusable.
 pub fn decoder(config: &Config) -> Result<Decoder> {
     let key_path = config.pseudonym_key_file();
-    let key = load_or_create_key(&key_path)?;
+    let key = if config.store.is_remote() {
+        load_existing_key(&key_path)?
+    } else {
+        load_or_create_key(&key_path)?
+    };
     let pseudonymiser = Pseudonymiser::new(&key)?;
     let classifier = match &config.classifier.rules_file {
         Some(path) => {
@@ -136,12 +141,23 @@ pub fn ingest_file(
     let mut ingestor = Ingestor::new(decoder, &store, index, name.clone())
         .with_batch_rows(config.ingest.batch_rows)
         .with_priced_classes(config.pricing.runner_classes.keys().cloned());
-    let mut dead_letters = FileDeadLetters::new(
-        store
-            .root()
-            .join(DEAD_LETTER_DIR)
-            .join(format!("{name}.ndjson")),
-    );
+    // A local store appends to one file; an object store (which cannot append) gets one
+    // object per flush.
+    let (mut dead_letters, dead_letter_location): (Box<dyn DeadLetterSink>, PathBuf) =
+        if store.is_remote() {
+            let sink = StoreDeadLetters::new(store.clone(), name.clone());
+            let location = sink.location();
+            (Box::new(sink), location)
+        } else {
+            let sink = FileDeadLetters::new(
+                store
+                    .root()
+                    .join(DEAD_LETTER_DIR)
+                    .join(format!("{name}.ndjson")),
+            );
+            let location = sink.path().to_owned();
+            (Box::new(sink), location)
+        };
 
     let (mut reader, label, size): (Box<dyn BufRead>, String, Option<u64>) =
         if input == Path::new("-") {
@@ -183,7 +199,7 @@ pub fn ingest_file(
             &mut reader,
             &label,
             &mut ingestor,
-            &mut dead_letters,
+            dead_letters.as_mut(),
             Utc::now(),
             &mut progress,
             normaliser,
@@ -193,12 +209,12 @@ pub fn ingest_file(
             &mut reader,
             &label,
             &mut ingestor,
-            &mut dead_letters,
+            dead_letters.as_mut(),
             Utc::now(),
             &mut progress,
         )?,
     }
-    let summary = ingestor.finish(&mut dead_letters)?;
+    let summary = ingestor.finish(dead_letters.as_mut())?;
     bar.finish_and_clear();
     tracing::info!(
         accepted = summary.accepted,
@@ -214,7 +230,7 @@ pub fn ingest_file(
     if summary.rejected() > 0 {
         tracing::warn!(
             rejected = summary.rejected(),
-            dead_letters = %dead_letters.path().display(),
+            dead_letters = %dead_letter_location.display(),
             "some events were rejected; each is in the dead-letter file with its reason"
         );
     }
