@@ -74,29 +74,33 @@ fn cost_trend(weeks: &[&WeekFigures], caption: &str) -> Result<String> {
             .label_style((FONT, 11).into_font().color(&INK))
             .draw()
             .map_err(chart_err)?;
-        let cost = Histogram::vertical(&chart)
-            .style(COST.filled())
-            .margin(6)
-            .data(
-                weeks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, w)| (i as u32, w.cost_eur)),
-            );
+        // One histogram per bar: plotters' histogram sums its data in a hash map and draws
+        // the bars in that map's (random) order, which made the same report differ by byte.
+        let cost: Vec<_> = weeks
+            .iter()
+            .enumerate()
+            .flat_map(|(i, w)| {
+                Histogram::vertical(&chart)
+                    .style(COST.filled())
+                    .margin(6)
+                    .data([(i as u32, w.cost_eur)])
+            })
+            .collect();
         chart
             .draw_series(cost)
             .map_err(chart_err)?
             .label("cost")
             .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], COST.filled()));
-        let avoidable = Histogram::vertical(&chart)
-            .style(AVOIDABLE.filled())
-            .margin(6)
-            .data(
-                weeks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, w)| (i as u32, w.avoidable_eur)),
-            );
+        let avoidable: Vec<_> = weeks
+            .iter()
+            .enumerate()
+            .flat_map(|(i, w)| {
+                Histogram::vertical(&chart)
+                    .style(AVOIDABLE.filled())
+                    .margin(6)
+                    .data([(i as u32, w.avoidable_eur)])
+            })
+            .collect();
         chart
             .draw_series(avoidable)
             .map_err(chart_err)?
@@ -227,19 +231,18 @@ fn waste(w: &WeekFigures, caption: &str) -> Result<String> {
             .label_style((FONT, 11).into_font().color(&INK))
             .draw()
             .map_err(chart_err)?;
-        chart
-            .draw_series(
+        let bars: Vec<_> = w
+            .waste
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| {
                 Histogram::horizontal(&chart)
                     .style(COST.filled())
                     .margin(4)
-                    .data(
-                        w.waste
-                            .iter()
-                            .enumerate()
-                            .map(|(i, l)| (last.saturating_sub(i as u32), l.cost_eur)),
-                    ),
-            )
-            .map_err(chart_err)?;
+                    .data([(last.saturating_sub(i as u32), l.cost_eur)])
+            })
+            .collect();
+        chart.draw_series(bars).map_err(chart_err)?;
         root.present().map_err(chart_err)?;
     }
     Ok(svg)
