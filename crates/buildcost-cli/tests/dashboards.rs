@@ -433,7 +433,7 @@ fn deployment_manifests_validate_offline() {
         .collect();
     manifests.sort();
     assert!(manifests.len() >= 5, "{manifests:?}");
-    let out = run_ok(Command::new(validate).arg("--strict").args(&manifests));
+    let out = run_ok(Command::new(&validate).arg("--strict").args(&manifests));
     let report = String::from_utf8_lossy(&out.stdout);
     for kind in [
         "deployment/buildcost-ingest",
@@ -461,6 +461,40 @@ fn deployment_manifests_validate_offline() {
             assert!(text.contains(needle), "{role}.yaml lacks `{needle}`");
         }
     }
+    // The object-store variant: several replicas of each role, no shared volume.
+    let variant = k8s.join("object-store");
+    let mut manifests: Vec<PathBuf> = std::fs::read_dir(&variant)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    manifests.sort();
+    let out = run_ok(Command::new(&validate).arg("--strict").args(&manifests));
+    let report = String::from_utf8_lossy(&out.stdout);
+    for kind in [
+        "deployment/buildcost-ingest",
+        "deployment/buildcost-serve",
+        "configmap/buildcost",
+        "secret/buildcost-s3",
+    ] {
+        assert!(
+            report.contains(&format!("passed for resource {kind}")),
+            "object-store {kind}: {report}"
+        );
+    }
+    for role in ["ingest", "serve"] {
+        let text = std::fs::read_to_string(variant.join(format!("{role}.yaml"))).unwrap();
+        assert!(!text.contains("persistentVolumeClaim"), "{role}: a volume");
+        let replicas: u32 = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("replicas: "))
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        assert!(replicas > 1, "{role}: {replicas} replica");
+        assert!(text.contains("secretRef: {name: buildcost-s3}"), "{role}");
+    }
+    let config = std::fs::read_to_string(variant.join("configmap.yaml")).unwrap();
+    assert!(config.contains("path = \"s3://"), "the store is on S3");
     // The compose file parses and every file it mounts from the repository exists.
     if let Some(python) = python_with(&["yaml"]) {
         let script = r#"
@@ -474,6 +508,19 @@ for name, svc in services.items():
         source = volume.split(":")[0]
         if source.startswith("./"):
             assert (root / source).exists(), f"{name}: {source} missing"
+# The object-store variant: several ingesters and servers, no shared store volume.
+variant_dir = root / "deploy/compose"
+variant = yaml.safe_load((variant_dir / "object-store.yml").read_text())
+services = variant["services"]
+for role in ("ingest", "serve"):
+    assert services[role]["deploy"]["replicas"] > 1, role
+    assert not any("/var/lib/buildcost/store" in v for v in services[role].get("volumes", [])), role
+for name, svc in services.items():
+    for volume in svc.get("volumes", []):
+        source = volume.split(":")[0]
+        if source.startswith("."):
+            assert (variant_dir / source).exists(), f"object-store {name}: {source} missing"
+assert "s3://" in (variant_dir / "object-store.toml").read_text()
 print("compose ok")
 "#;
         run_ok(Command::new(python).args(["-c", script]).arg(repo()));
