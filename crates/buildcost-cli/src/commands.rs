@@ -1,6 +1,7 @@
 //! One module per subcommand, and what they share.
 
 pub mod demo;
+pub mod export;
 pub mod generate;
 pub mod hash_password;
 pub mod ingest;

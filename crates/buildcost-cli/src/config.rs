@@ -34,6 +34,8 @@ pub struct Config {
     pub mapping: Vec<MappingRule>,
     pub integrations: IntegrationsConfig,
     pub webhook: WebhookConfig,
+    /// `[focus]`: the FOCUS export's provider and billing account.
+    pub focus: buildcost_report::focus::FocusConfig,
 }
 
 impl Config {
@@ -108,6 +110,7 @@ impl Config {
         }
         self.integrations.validate()?;
         self.webhook.validate()?;
+        self.focus.validate()?;
         if self.store.is_remote() && self.privacy.pseudonym_key_file.is_none() {
             return Err(ConfigError::new(
                 "privacy.pseudonym_key_file",

@@ -50,6 +50,9 @@ enum Command {
     /// Weekly team cost reports and the directors' summary (Markdown, HTML, CSV, JSON).
     #[command(subcommand)]
     Report(commands::report::Report),
+    /// Exports for other tools: `export focus`, CI cost as a FinOps FOCUS 1.2 dataset.
+    #[command(subcommand)]
+    Export(commands::export::Export),
     /// Write a seeded synthetic workload of build events as NDJSON, or produce it to Kafka.
     Generate(commands::generate::Args),
     /// Receive GitHub, GitLab, Jenkins and CDEvents webhooks; produce their builds to Kafka.
@@ -73,6 +76,7 @@ fn main() -> std::process::ExitCode {
         Command::Metrics(args) => commands::metrics::run(cli.config.as_deref(), args),
         Command::Query(args) => commands::query::run(cli.config.as_deref(), args),
         Command::Report(report) => commands::report::run(cli.config.as_deref(), report),
+        Command::Export(export) => commands::export::run(cli.config.as_deref(), export),
         Command::Generate(args) => commands::generate::run(cli.config.as_deref(), args),
         Command::Webhook(args) => commands::webhook::run(cli.config.as_deref(), args),
         Command::HashPassword(args) => commands::hash_password::run(args),

@@ -156,6 +156,29 @@ fn every_command_works_on_an_s3_store_with_the_figures_of_a_local_one_and_pyarro
         "the weekly reports of the S3 store differ from the local store's"
     );
 
+    // The FOCUS export reads the bucket as it reads a folder: the same file.
+    let (from, to) = (
+        (Utc::now().date_naive() - TimeDelta::days(14)).to_string(),
+        Utc::now().date_naive().to_string(),
+    );
+    let export = [
+        "export", "focus", "--from", &from, "--to", &to, "--format", "csv", "--out",
+    ];
+    run_ok(
+        buildcost()
+            .arg("--config")
+            .arg(&local_config)
+            .args(export)
+            .arg(local.join("focus.csv")),
+    );
+    run_ok(on_s3(&export).arg(remote.join("focus.csv")));
+    let focus = std::fs::read(local.join("focus.csv")).unwrap();
+    assert!(focus.len() > 10_000);
+    assert!(
+        focus == std::fs::read(remote.join("focus.csv")).unwrap(),
+        "the FOCUS export of the S3 store differs from the local store's"
+    );
+
     // serve on the bucket: the same gauges, ready.
     let served = Served::start(&mut on_s3(&[
         "serve",

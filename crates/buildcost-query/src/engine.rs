@@ -36,7 +36,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use day::{Candidate, Classified, DayReader, DayRollup, Row};
 use window::{team_key, DayView, RowsView, TeamKey, TeamSums};
 
-use crate::{QuerySettings, Result, Snapshot};
+use crate::{QuerySettings, Result, Snapshot, TeamInfo};
 
 /// What was done by one [`Engine::snapshot`], for logs and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -238,7 +238,7 @@ pub struct Engine {
     open_day: Option<NaiveDate>,
     last: RefreshWork,
     /// Every team's size at the last snapshot, small teams included.
-    sizes: BTreeMap<String, u64>,
+    sizes: BTreeMap<String, TeamInfo>,
 }
 
 impl std::fmt::Debug for DayReader {
@@ -275,10 +275,16 @@ impl Engine {
         self.last
     }
 
+    /// Every team of the last snapshot (builds in its 28 days) with its product and size,
+    /// small teams included: what the small-team placement ([`crate::RowOf`]) reads.
+    pub fn teams(&self) -> BTreeMap<String, TeamInfo> {
+        self.sizes.clone()
+    }
+
     /// The size of `team` at the last snapshot, if it had builds in its 28 days (also for a
     /// team below the minimum size, which the snapshot shows only merged).
     pub fn team_size(&self, team: &str) -> Option<u64> {
-        self.sizes.get(team).copied()
+        self.sizes.get(team).map(|t| t.developers)
     }
 
     /// The snapshot of `store` at `at`: the figures of the SQL views ([`Snapshot::of_store`]).
@@ -656,6 +662,140 @@ fn view(day: NaiveDate, d: &Day) -> DayView<'_> {
                 repeats: &d.repeats,
             })
         }),
+    }
+}
+
+/// The builds of one UTC day of one (team, product, CI system, repository, runner class, waste
+/// class), as the figures classify them: the grain of the FOCUS export. Teams by their own
+/// name (small ones are merged by the caller, [`crate::RowOf`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Charge {
+    pub day: NaiveDate,
+    pub team: String,
+    pub product: String,
+    pub source: String,
+    pub repository: String,
+    pub runner_class: String,
+    pub waste: buildcost_model::WasteClass,
+    pub builds: u64,
+    /// Σ `cost_eur`, exact.
+    pub cost: buildcost_model::Exact,
+    /// Σ (finished_at − started_at) / 3600, exact.
+    pub hours: buildcost_model::Exact,
+}
+
+/// Days the export classifies per snapshot: bounds the detail held in memory.
+const CHARGE_CHUNK_DAYS: u32 = 31;
+
+impl Engine {
+    /// Every build of the UTC days `[from, to)` as [`Charge`]s, a day at a time in day order
+    /// (`f` gets each day's, sorted), classified exactly as the gauges are (a success that
+    /// repeats any earlier day's is `duplicate`, whatever the window). Works through the range
+    /// a month at a time, so memory holds a month's detail, not the range's. Team sizes at
+    /// the end of the range come from a snapshot there, before ([`Engine::teams`]).
+    ///
+    /// # Errors
+    /// The store cannot be read, or `f` failed.
+    pub fn charges(
+        &mut self,
+        store: &Store,
+        settings: &QuerySettings,
+        from: NaiveDate,
+        to: NaiveDate,
+        f: &mut dyn FnMut(NaiveDate, Vec<Charge>) -> Result<()>,
+    ) -> Result<()> {
+        let midnight = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc();
+        // A history of a month: the window's days are classified against every older day.
+        let mut chunked = settings.clone();
+        chunked.baseline.window_days = CHARGE_CHUNK_DAYS;
+        let mut start = from;
+        while start < to {
+            let end = (start + Duration::days(i64::from(CHARGE_CHUNK_DAYS))).min(to);
+            self.keep_detail(start, end);
+            self.snapshot_now(store, &chunked, midnight(end))?;
+            let mut day = start;
+            while day < end {
+                f(day, self.day_charges(day))?;
+                day = day.succ_opt().unwrap_or(end);
+            }
+            start = end;
+        }
+        self.detail_days = None;
+        Ok(())
+    }
+
+    /// The charges of one closed day held with its detail: its cells, each repeating
+    /// candidate moved from `none` to `duplicate`, summed over statuses.
+    fn day_charges(&self, day: NaiveDate) -> Vec<Charge> {
+        let Some(d) = self.days.get(&day) else {
+            return Vec::new();
+        };
+        let Some(detail) = d.detail.as_ref() else {
+            return Vec::new();
+        };
+        type Key = (u32, u32, u32, u32, u32, u8);
+        let key = |k: &day::CellKey| {
+            (
+                k.team,
+                k.product,
+                k.source,
+                k.repository,
+                k.runner_class,
+                k.waste,
+            )
+        };
+        let mut sums: BTreeMap<Key, day::Sums> = BTreeMap::new();
+        for c in &detail.cells {
+            sums.entry(key(&c.key)).or_default().add(&c.sums);
+        }
+        for c in d.repeating() {
+            if let Some(s) = sums.get_mut(&key(&c.cell)) {
+                s.builds -= c.sums.builds.min(s.builds);
+                s.cost -= c.sums.cost;
+                s.hours -= c.sums.hours;
+            }
+            let dup = c.cell.with_waste(buildcost_model::WasteClass::Duplicate);
+            sums.entry(key(&dup)).or_default().add(&c.sums);
+        }
+        let name = |id: u32| self.names.name(id).to_owned();
+        let mut out: Vec<Charge> = sums
+            .into_iter()
+            .filter(|(_, s)| s.builds > 0)
+            .map(
+                |((team, product, source, repository, runner, waste), s)| Charge {
+                    day,
+                    team: name(team),
+                    product: name(product),
+                    source: name(source),
+                    repository: name(repository),
+                    runner_class: name(runner),
+                    waste: buildcost_model::WasteClass::from_index(waste)
+                        .unwrap_or(buildcost_model::WasteClass::None),
+                    builds: s.builds,
+                    cost: s.cost,
+                    hours: s.hours,
+                },
+            )
+            .collect();
+        out.sort_by(|a, b| {
+            (
+                &a.team,
+                &a.product,
+                &a.source,
+                &a.repository,
+                &a.runner_class,
+                a.waste.index(),
+            )
+                .cmp(&(
+                    &b.team,
+                    &b.product,
+                    &b.source,
+                    &b.repository,
+                    &b.runner_class,
+                    b.waste.index(),
+                ))
+        });
+        out
     }
 }
 

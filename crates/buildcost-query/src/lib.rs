@@ -29,11 +29,11 @@ pub use config::FiguresConfig;
 pub use context::{
     BuildcostContext, Param, BASELINE_SQL, BUILDS_SQL, TEAMS_SQL, WINDOW_TOTALS_SQL,
 };
-pub use engine::{Detail, Engine, Incremental, PipelineTotal, RefreshWork};
+pub use engine::{Charge, Detail, Engine, Incremental, PipelineTotal, RefreshWork};
 pub use error::{Error, Result};
 pub use render::{render, OutputFormat};
 pub use settings::{QuerySettings, TeamEntry, TeamsFile};
 pub use snapshot::{
-    integer_value, Baseline, OrgFigures, Snapshot, TeamFigures, WindowFigures, ALL_PRODUCTS,
-    SMALL_TEAMS, SNAPSHOT_COLUMNS, WINDOWS,
+    integer_value, Baseline, OrgFigures, RowOf, Snapshot, TeamFigures, TeamInfo, WindowFigures,
+    ALL_PRODUCTS, SMALL_TEAMS, SNAPSHOT_COLUMNS, WINDOWS,
 };

@@ -201,9 +201,67 @@ pub struct Snapshot {
 
 /// A team as the `teams` view gives it.
 #[derive(Debug, Clone)]
-pub(crate) struct TeamInfo {
+pub struct TeamInfo {
     pub product: String,
     pub developers: u64,
+}
+
+/// Where each team's figures are shown (spec section 4): its own row when it has the minimum
+/// size; else its product's `_small_teams` row when the product's small teams add up to the
+/// minimum size; else the org-wide `_small_teams` / `_all` row. The one rule every output
+/// (gauges, reports, the FOCUS export) places teams by.
+#[derive(Debug, Clone)]
+pub struct RowOf {
+    min_size: u64,
+    small_by_product: BTreeMap<String, u64>,
+}
+
+impl RowOf {
+    /// The placement of `teams` (every team with its product and size).
+    pub fn new(teams: &BTreeMap<String, TeamInfo>, min_size: u64) -> Self {
+        let mut small_by_product: BTreeMap<String, u64> = BTreeMap::new();
+        for info in teams.values().filter(|i| i.developers < min_size) {
+            *small_by_product.entry(info.product.clone()).or_default() += info.developers;
+        }
+        RowOf {
+            min_size,
+            small_by_product,
+        }
+    }
+
+    /// The (team, product) row of `team`; a team missing from `teams` counts as a team of no
+    /// developers of no product (the org-wide row).
+    pub fn row(&self, team: &str, teams: &BTreeMap<String, TeamInfo>) -> (String, String) {
+        match teams.get(team) {
+            Some(info) => self.place(team, info),
+            None => (SMALL_TEAMS.to_owned(), ALL_PRODUCTS.to_owned()),
+        }
+    }
+
+    /// The (team, product) row of `team` of product and size `info`.
+    pub fn place(&self, team: &str, info: &TeamInfo) -> (String, String) {
+        if info.developers >= self.min_size {
+            (team.to_owned(), info.product.clone())
+        } else if self
+            .small_by_product
+            .get(info.product.as_str())
+            .copied()
+            .unwrap_or(0)
+            >= self.min_size
+        {
+            (SMALL_TEAMS.to_owned(), info.product.clone())
+        } else {
+            (SMALL_TEAMS.to_owned(), ALL_PRODUCTS.to_owned())
+        }
+    }
+
+    /// The developers of the org-wide `_small_teams` / `_all` row.
+    pub fn org_wide_small(&self) -> u64 {
+        self.small_by_product
+            .values()
+            .filter(|n| **n < self.min_size)
+            .sum()
+    }
 }
 
 /// The columns of `builds` a snapshot reads.
@@ -275,26 +333,8 @@ impl Snapshot {
         baselines: BTreeMap<String, Baseline>,
         totals: Vec<(&'static str, Vec<Totals>)>,
     ) -> Snapshot {
-        // Where each team's figures go: its own row, or a small-teams row.
-        let mut small_by_product: BTreeMap<&str, u64> = BTreeMap::new();
-        for info in teams.values().filter(|i| i.developers < min_size) {
-            *small_by_product.entry(info.product.as_str()).or_default() += info.developers;
-        }
-        let row_of = |team: &str, info: &TeamInfo| -> (String, String) {
-            if info.developers >= min_size {
-                (team.to_owned(), info.product.clone())
-            } else if small_by_product
-                .get(info.product.as_str())
-                .copied()
-                .unwrap_or(0)
-                >= min_size
-            {
-                (SMALL_TEAMS.to_owned(), info.product.clone())
-            } else {
-                (SMALL_TEAMS.to_owned(), ALL_PRODUCTS.to_owned())
-            }
-        };
-
+        let row_of = RowOf::new(&teams, min_size);
+        let row_of = |team: &str, _: &TeamInfo| row_of.row(team, &teams);
         type Row = (TeamFigures, BTreeMap<&'static str, ExactWindow>);
         let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
         for (team, info) in &teams {

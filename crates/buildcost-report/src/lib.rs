@@ -22,6 +22,7 @@
 mod contents;
 mod error;
 mod figures;
+pub mod focus;
 pub mod format;
 mod hints;
 mod numbers;

@@ -216,7 +216,7 @@ pub(crate) fn snapshot(
     settings: &QuerySettings,
     names: &Names,
     days: &[DayView<'_>],
-) -> Result<(Snapshot, BTreeMap<String, u64>)> {
+) -> Result<(Snapshot, BTreeMap<String, TeamInfo>)> {
     let baseline_days = i64::from(settings.baseline.window_days);
     let recent = Range::over(days, at - Duration::days(28), at)?;
     let baseline_range = if baseline_days == 28 {
@@ -256,10 +256,7 @@ pub(crate) fn snapshot(
         .into_iter()
         .map(|(team, t)| (names.name(team).to_owned(), t.info))
         .collect();
-    let sizes = teams
-        .iter()
-        .map(|(team, info)| (team.clone(), info.developers))
-        .collect();
+    let sizes = teams.clone();
     let snapshot = Snapshot::assemble(
         at,
         u64::from(settings.min_team_size),
