@@ -210,15 +210,20 @@ fn the_focus_export_passes_the_validator_and_adds_up_to_the_gauges() {
         let mut teams: BTreeMap<(String, String), f64> = BTreeMap::new();
         let mut org = 0.0;
         for ((team, product, waste), (eur, _)) in &sums {
-            // An org-wide small-teams bucket below the minimum size is `_unattributed` in the
-            // export (SPEC amendment); the gauges still show it as `_small_teams`/`_all`.
-            let team = &if team == "_unattributed" {
-                "_small_teams".to_owned()
-            } else {
-                team.clone()
-            };
-            *teams.entry((team.clone(), product.clone())).or_default() += eur;
             org += eur;
+            // An org-wide small-teams bucket below the minimum size is shown nowhere (SPEC
+            // amendment): `_unattributed` in the export, no series, only in the org total.
+            if team == "_unattributed" {
+                assert!(
+                    !gauges
+                        .keys()
+                        .any(|k| k.contains("team=\"_small_teams\"")
+                            && k.contains("product=\"_all\"")),
+                    "a too-small org-wide bucket has series"
+                );
+                continue;
+            }
+            *teams.entry((team.clone(), product.clone())).or_default() += eur;
             if waste != "none" {
                 let series = format!(
                     "buildcost_team_waste_cost_euros{{product=\"{product}\",team=\"{team}\",waste_class=\"{waste}\",window=\"{window}\"}}"

@@ -95,6 +95,9 @@ pub struct Decoder {
     max_event_bytes: usize,
     pseudonymiser: Pseudonymiser,
     classifier: Classifier,
+    /// Builds that finished longer ago than this before ingestion are `invalid_timestamp`
+    /// (`store.retention_days`: they would be stored and then deleted).
+    max_age: Option<Duration>,
 }
 
 type Check<T> = Result<T, Rejection>;
@@ -147,6 +150,34 @@ fn name<'a>(field: &str, raw: &'a RawValue) -> Check<std::borrow::Cow<'a, str>> 
         ));
     }
     Ok(value)
+}
+
+/// The first C0 control character (U+0000–U+001F) or U+007F in `value`, if any: not allowed
+/// in names (they would break CSV and Markdown rows and label readability).
+fn control_char(value: &str) -> Option<char> {
+    value.chars().find(|c| (*c as u32) < 0x20 || *c == '\u{7f}')
+}
+
+/// A [`name`] that is shown in rows and labels: no control character.
+fn shown_name<'a>(field: &str, raw: &'a RawValue) -> Check<std::borrow::Cow<'a, str>> {
+    let value = name(field, raw)?;
+    if let Some(c) = control_char(&value) {
+        return Err(invalid(
+            field,
+            format!("holds the control character U+{:04X}", c as u32),
+        ));
+    }
+    Ok(value)
+}
+
+fn opt_shown_name<'a>(
+    field: &str,
+    raw: Option<&'a RawValue>,
+) -> Check<Option<std::borrow::Cow<'a, str>>> {
+    match present(raw) {
+        Some(r) => shown_name(field, r).map(Some),
+        _ => Ok(None),
+    }
 }
 
 fn opt_name<'a>(
@@ -264,7 +295,16 @@ impl Decoder {
             max_event_bytes,
             pseudonymiser,
             classifier,
+            max_age: None,
         }
+    }
+
+    /// Rejects builds that finished more than `days` before ingestion as `invalid_timestamp`
+    /// (the store's retention: such a build would be stored and then deleted).
+    #[must_use]
+    pub fn with_retention_days(mut self, days: u32) -> Self {
+        self.max_age = Some(Duration::days(i64::from(days)));
+        self
     }
 
     /// The size limit in bytes.
@@ -346,16 +386,16 @@ impl Decoder {
 
     fn fields<'a>(&self, raw: &RawEvent<'a>, now: DateTime<Utc>) -> Check<BuildRow> {
         // Every required field is present (checked by the caller); `req` only unwraps that.
-        let event_id = name("event_id", req(raw.event_id))?.into_owned();
-        let source = name("source", req(raw.source))?.into_owned();
-        let build_id = name("build_id", req(raw.build_id))?.into_owned();
-        let pipeline = name("pipeline", req(raw.pipeline))?.into_owned();
-        let repository = name("repository", req(raw.repository))?.into_owned();
-        let branch = opt_name("branch", raw.branch)?.map(|s| s.into_owned());
+        let event_id = shown_name("event_id", req(raw.event_id))?.into_owned();
+        let source = shown_name("source", req(raw.source))?.into_owned();
+        let build_id = shown_name("build_id", req(raw.build_id))?.into_owned();
+        let pipeline = shown_name("pipeline", req(raw.pipeline))?.into_owned();
+        let repository = shown_name("repository", req(raw.repository))?.into_owned();
+        let branch = opt_shown_name("branch", raw.branch)?.map(|s| s.into_owned());
         let commit = opt_name("commit", raw.commit)?.map(|s| s.into_owned());
         let trigger = vocabulary::<Trigger>("trigger", raw.trigger)?.unwrap_or(Trigger::Other);
-        let team = normalised("team", &name("team", req(raw.team))?)?;
-        let product = match opt_name("product", raw.product)? {
+        let team = normalised("team", &shown_name("team", req(raw.team))?)?;
+        let product = match opt_shown_name("product", raw.product)? {
             Some(p) => normalised("product", &p)?,
             None => "unassigned".to_owned(),
         };
@@ -392,7 +432,7 @@ impl Decoder {
             }
             _ => None,
         };
-        let runner_class = name("runner_class", req(raw.runner_class))?.into_owned();
+        let runner_class = shown_name("runner_class", req(raw.runner_class))?.into_owned();
         let cpu_cores = opt_number("cpu_cores", raw.cpu_cores)?;
         if cpu_cores.is_some_and(|c| c <= 0.0) {
             return Err(invalid("cpu_cores", "must be greater than 0"));
@@ -418,10 +458,22 @@ impl Decoder {
                 if !r.get().starts_with('{') {
                     return Err(invalid("labels", "must be an object of strings"));
                 }
-                serde_json::from_str::<BTreeMap<String, String>>(r.get())
-                    .map_err(|_| invalid("labels", "must be an object whose values are strings"))?
-                    .into_iter()
-                    .collect()
+                let labels: Vec<(String, String)> =
+                    serde_json::from_str::<BTreeMap<String, String>>(r.get())
+                        .map_err(|_| {
+                            invalid("labels", "must be an object whose values are strings")
+                        })?
+                        .into_iter()
+                        .collect();
+                for (k, v) in &labels {
+                    if let Some(c) = control_char(k).or_else(|| control_char(v)) {
+                        return Err(invalid(
+                            &format!("labels.{}", k.escape_default()),
+                            format!("holds the control character U+{:04X}", c as u32),
+                        ));
+                    }
+                }
+                labels
             }
             _ => Vec::new(),
         };
@@ -445,6 +497,15 @@ impl Decoder {
         }
         if queued.is_some_and(|q| q > started) {
             return Err(time_rule("`queued_at` is after `started_at`".into()));
+        }
+        if let Some(max_age) = self.max_age {
+            if finished < now - max_age {
+                return Err(time_rule(format!(
+                    "`finished_at` is older than the retention ({} days before the time of \
+                     ingestion); raise store.retention_days to backfill older history",
+                    max_age.num_days()
+                )));
+            }
         }
 
         let (failure_category, category_source) = match (status, failure_category) {

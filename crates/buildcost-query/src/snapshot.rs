@@ -255,6 +255,13 @@ impl RowOf {
         }
     }
 
+    /// Whether a (team, product) row may be shown: every row but an org-wide
+    /// `_small_teams` / `_all` bucket of fewer than the minimum size's developers, which would
+    /// expose its teams (SPEC amendment). Its builds still count in every org total.
+    pub fn shown(&self, row: &(String, String)) -> bool {
+        !(row.0 == SMALL_TEAMS && row.1 == ALL_PRODUCTS && self.org_wide_small() < self.min_size)
+    }
+
     /// The developers of the org-wide `_small_teams` / `_all` row.
     pub fn org_wide_small(&self) -> u64 {
         self.small_by_product
@@ -333,12 +340,16 @@ impl Snapshot {
         baselines: BTreeMap<String, Baseline>,
         totals: Vec<(&'static str, Vec<Totals>)>,
     ) -> Snapshot {
-        let row_of = RowOf::new(&teams, min_size);
-        let row_of = |team: &str, _: &TeamInfo| row_of.row(team, &teams);
+        let placement = RowOf::new(&teams, min_size);
+        let row_of = |team: &str, _: &TeamInfo| placement.row(team, &teams);
         type Row = (TeamFigures, BTreeMap<&'static str, ExactWindow>);
         let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
         for (team, info) in &teams {
             let key = row_of(team, info);
+            // A row that is not shown gets no entry: its builds go to the org totals only.
+            if !placement.shown(&key) {
+                continue;
+            }
             let small = key.0 == SMALL_TEAMS;
             rows.entry(key.clone()).or_insert_with(|| {
                 let figures = TeamFigures {
@@ -533,4 +544,72 @@ fn read_totals(batches: &[RecordBatch]) -> Result<Vec<Totals>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(product: &str, developers: u64) -> TeamInfo {
+        TeamInfo {
+            product: product.into(),
+            developers,
+        }
+    }
+
+    fn totals(rows: &[(&str, f64)]) -> Vec<(&'static str, Vec<Totals>)> {
+        let rows: Vec<Totals> = rows
+            .iter()
+            .map(|(t, eur)| {
+                (
+                    (*t).to_owned(),
+                    Status::Success,
+                    WasteClass::None,
+                    1,
+                    Exact::from_f64(*eur),
+                )
+            })
+            .collect();
+        WINDOWS.iter().map(|(w, _)| (*w, rows.clone())).collect()
+    }
+
+    #[test]
+    fn an_org_wide_small_bucket_below_the_minimum_is_shown_nowhere_but_counts_in_the_org() {
+        // One small team of 2 developers alone in its product: its only row would be the
+        // org-wide `_small_teams` / `_all` of 2 developers, which would show that team.
+        let teams = BTreeMap::from([
+            ("big".to_owned(), info("shop", 8)),
+            ("tiny".to_owned(), info("ads", 2)),
+        ]);
+        let s = Snapshot::assemble(
+            Utc::now(),
+            5,
+            teams.clone(),
+            BTreeMap::new(),
+            totals(&[("big", 10.0), ("tiny", 3.0)]),
+        );
+        let rows: Vec<(&str, &str)> = s
+            .teams
+            .iter()
+            .map(|t| (t.team.as_str(), t.product.as_str()))
+            .collect();
+        assert_eq!(rows, vec![("big", "shop")]);
+        assert!((s.org.windows["28d"].cost_eur - 13.0).abs() < 1e-9);
+        // Two such teams add up to 5: the bucket is shown.
+        let mut teams = teams;
+        teams.insert("tiny2".to_owned(), info("ml", 3));
+        let s = Snapshot::assemble(
+            Utc::now(),
+            5,
+            teams,
+            BTreeMap::new(),
+            totals(&[("big", 10.0), ("tiny", 3.0), ("tiny2", 1.0)]),
+        );
+        let small = s
+            .teams
+            .iter()
+            .find(|t| t.team == SMALL_TEAMS && t.product == ALL_PRODUCTS)
+            .unwrap_or_else(|| panic!("{:?}", s.teams));
+        assert!((small.windows["28d"].cost_eur - 4.0).abs() < 1e-9);
+    }
 }

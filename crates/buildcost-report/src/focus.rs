@@ -156,7 +156,6 @@ pub struct FocusRow {
 pub struct Placement {
     teams: BTreeMap<String, TeamInfo>,
     row_of: RowOf,
-    min_size: u64,
     priced: Box<dyn Fn(&str) -> bool + Send + Sync>,
 }
 
@@ -173,7 +172,6 @@ impl Placement {
         Placement {
             teams,
             row_of,
-            min_size,
             priced: Box::new(priced),
         }
     }
@@ -186,14 +184,12 @@ impl Placement {
             product: product.to_owned(),
             developers: 0,
         });
-        let (label, row_product) = self.row_of.place(team, &info);
-        if label == SMALL_TEAMS
-            && row_product == ALL_PRODUCTS
-            && self.row_of.org_wide_small() < self.min_size
-        {
-            return (UNATTRIBUTED.to_owned(), ALL_PRODUCTS.to_owned());
+        let row = self.row_of.place(team, &info);
+        if self.row_of.shown(&row) {
+            row
+        } else {
+            (UNATTRIBUTED.to_owned(), ALL_PRODUCTS.to_owned())
         }
-        (label, row_product)
     }
 
     /// The rows of one day.

@@ -93,11 +93,10 @@ pub fn decoder(config: &Config) -> Result<Decoder> {
         }
         None => Classifier::builtin()?,
     };
-    Ok(Decoder::new(
-        config.ingest.max_event_bytes,
-        pseudonymiser,
-        classifier,
-    ))
+    Ok(
+        Decoder::new(config.ingest.max_event_bytes, pseudonymiser, classifier)
+            .with_retention_days(config.store.retention_days),
+    )
 }
 
 /// A name unique to this run, for its Parquet files and dead-letter file.

@@ -262,6 +262,11 @@ def compute(builds, config, teams_file, at):
         return ("_small_teams", i["product"] if small_sum[i["product"]] >= min_size else "_all")
 
     rows = {row(t) for t in teams}
+    # SPEC amendment: an org-wide small-teams bucket of fewer than min_size developers is shown
+    # nowhere (its builds stay in the org totals).
+    org_wide = sum(n for n in small_sum.values() if n < min_size)
+    if org_wide < min_size:
+        rows.discard(("_small_teams", "_all"))
     for wname, days in [("7d", 7), ("28d", 28)]:
         wb = window(days)
         for r in rows:

@@ -136,18 +136,24 @@ add("attempt 2.0", "accepted", js(ev(attempt=2.0)))
 add("status in capitals", "invalid_field", js(ev(status="SUCCESS")))
 add("trigger in capitals", "invalid_field", js(ev(trigger="PUSH")))
 add("unknown failure_stage", "invalid_field", js(ev(failure_stage="lunch")))
-# The spec sets no rule on control characters in names: escaped ones are data (Prometheus and
-# the reports escape them on the way out).
-add("escaped control character in team", "accepted", js(ev(team="pay\u0007ments")))
-add("newline in team", "accepted", js(ev(team="pay\nments")))
+# SPEC amendment: a control character (U+0000-U+001F, U+007F) in a name or a label is
+# `invalid_field`, escaped or not (it would break CSV and Markdown rows).
+add("escaped control character in team", "invalid_field", js(ev(team="pay\u0007ments")))
+add("newline in team", "invalid_field", js(ev(team="pay\nments")))
+add("DEL in repository", "invalid_field", js(ev(repository="acme/r\u007f")))
+add("escape sequence in a label", "invalid_field", js(ev(labels={"env": "\u001b[31mprod"})))
+add("tab in runner_class", "invalid_field", js(ev(runner_class="small\tx")))
+add("newline in log_excerpt", "accepted", js(ev(log_excerpt="error: expected ';'\n\tat x.c:3")))
 add("unicode team", "accepted", js(ev(team="zahlungsverkehr-ü")))
 add("unknown fields", "accepted", js(ev(extra={"nested": [1, 2, {"x": None}]}, another="x")))
 # Sizes.
 add("one byte over 64 KiB", "too_large", repeat={"prefix": js(ev())[:-1] + ', "pad": "', "unit": "x", "times": 65536, "suffix": '"}'})
 add("10 MB", "too_large", repeat={"prefix": js(ev())[:-1] + ', "pad": "', "unit": "x", "times": 10 * 1024 * 1024, "suffix": '"}'})
 # Time.
-# The spec sets no lower bound: a build in year 0 is stored (and falls to retention at once).
-add("year 0", "accepted", js(ev(started_at="0000-01-01T00:00:00Z", finished_at="0000-01-01T00:30:00Z")))
+# SPEC amendment: older than the retention (the test's decoder keeps 20 years) is
+# `invalid_timestamp`, not stored and then deleted.
+add("year 0", "invalid_timestamp", js(ev(started_at="0000-01-01T00:00:00Z", finished_at="0000-01-01T00:30:00Z")))
+add("older than the retention", "invalid_timestamp", js(ev(started_at="2001-01-01T00:00:00Z", finished_at="2001-01-01T00:30:00Z")))
 add("year 9999", "invalid_timestamp", js(ev(started_at="9999-12-31T23:00:00Z", finished_at="9999-12-31T23:59:59Z")))
 add("negative year", "invalid_timestamp", js(ev(started_at="-0001-01-01T00:00:00Z")))
 add("month 13", "invalid_timestamp", js(ev(started_at="2026-13-01T10:00:00Z")))

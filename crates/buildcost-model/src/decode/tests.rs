@@ -443,3 +443,72 @@ proptest! {
         let _ = decoder().decode(&bytes, now());
     }
 }
+
+#[test]
+fn control_characters_in_shown_names_and_labels_are_invalid_fields() {
+    for field in [
+        "team",
+        "product",
+        "pipeline",
+        "repository",
+        "branch",
+        "runner_class",
+        "source",
+        "build_id",
+        "event_id",
+    ] {
+        for bad in ["a\u{0}b", "a\tb", "line\nbreak", "a\u{1f}", "del\u{7f}"] {
+            let e = decode(&with(field, json!(bad))).unwrap_err();
+            assert_eq!(e.reason, RejectReason::InvalidField, "{field} {bad:?}");
+            assert!(
+                e.detail.contains(field) && e.detail.contains("U+"),
+                "{}",
+                e.detail
+            );
+        }
+    }
+    let e = decode(&with("labels", json!({"env": "prod\r"}))).unwrap_err();
+    assert_eq!(e.reason, RejectReason::InvalidField);
+    assert!(e.detail.contains("labels.env"), "{}", e.detail);
+    let e = decode(&with("labels", json!({"a\u{1b}[31m": "x"}))).unwrap_err();
+    assert_eq!(e.reason, RejectReason::InvalidField);
+    // Text that is not a name keeps its newlines and tabs; other characters are fine.
+    let mut v = with("log_excerpt", json!("error: x\n\tat line 3\r\n"));
+    v["pipeline"] = json!("build · tëst ✓");
+    assert!(decode(&v).is_ok());
+    // A control character outranks a time rule (invalid_field comes first).
+    let mut v = with("team", json!("a\u{7}"));
+    v["finished_at"] = json!("2020-01-01T00:00:00Z");
+    assert_eq!(reason(&v), Some(RejectReason::InvalidField));
+}
+
+#[test]
+fn builds_older_than_the_retention_are_invalid_timestamps() {
+    let decoder = Decoder::new(
+        DEFAULT_MAX_EVENT_BYTES,
+        Pseudonymiser::new(b"test-key").unwrap(),
+        Classifier::builtin().unwrap(),
+    )
+    .with_retention_days(30);
+    let at = |finished: &str| {
+        let mut v = valid();
+        v["queued_at"] = json!(null);
+        v["started_at"] = json!(finished);
+        v["finished_at"] = json!(finished);
+        decoder.decode(v.to_string().as_bytes(), now())
+    };
+    // now() is 2026-11-02T12:00Z: 30 days before is 2026-10-03T12:00Z.
+    let e = at("2026-10-03T11:59:59Z").unwrap_err();
+    assert_eq!(e.reason, RejectReason::InvalidTimestamp);
+    assert!(e.detail.contains("retention"), "{}", e.detail);
+    assert!(
+        at("2026-10-03T12:00:00Z").is_ok(),
+        "exactly at the edge is kept"
+    );
+    // Without a retention (the decoder's default) nothing is too old.
+    let mut v = valid();
+    v["queued_at"] = json!(null);
+    v["started_at"] = json!("2020-01-01T00:00:00Z");
+    v["finished_at"] = json!("2020-01-01T00:10:00Z");
+    assert!(decode(&v).is_ok());
+}
