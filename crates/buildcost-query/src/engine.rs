@@ -346,15 +346,21 @@ impl Engine {
             self.closed_keys = None;
         }
         // Days that slid out of the window: their keys join the older ones.
+        // Merged among themselves first, then into the older keys once: a window moving by a
+        // month (the FOCUS export) costs one pass over the history, not one a day.
         let gone: Vec<NaiveDate> = self.days.range(..first).map(|(d, _)| *d).collect();
+        let mut gone_keys = Vec::new();
         for day in gone {
             if let Some(d) = self.days.remove(&day) {
-                self.older = merge(&self.older, &d.keys);
+                gone_keys.push(d.keys);
                 self.older_fingerprint = self
                     .older_fingerprint
                     .map(|f| f.wrapping_add(day_print(day, d.fingerprint)));
                 self.closed_keys = None;
             }
+        }
+        if !gone_keys.is_empty() {
+            self.older = merge(&self.older, &merge_all(gone_keys));
         }
         let older_now = fingerprints
             .range(..first)
