@@ -33,10 +33,24 @@ pub fn tools_required() -> bool {
 /// An external program found through `env_var` or on the PATH; `None` (with a loud message)
 /// when missing, or a failed test when CI requires it.
 pub fn external_tool(env_var: &str, name: &str, probe: &[&str]) -> Option<PathBuf> {
+    external_tool_in(env_var, name, probe, None)
+}
+
+/// [`external_tool`], probed from the folder `cwd` (for a tool that writes files where it runs).
+pub fn external_tool_in(
+    env_var: &str,
+    name: &str,
+    probe: &[&str],
+    cwd: Option<&Path>,
+) -> Option<PathBuf> {
     let candidate = std::env::var_os(env_var)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(name));
-    let works = Command::new(&candidate)
+    let mut command = Command::new(&candidate);
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
+    let works = command
         .args(probe)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -629,11 +643,6 @@ impl Seaweed {
         )
     }
 
-    /// Gives `cmd` the credentials, as the standard AWS environment variables.
-    pub fn credentials<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
-        s3_credentials(cmd)
-    }
-
     /// Stops the server (SIGTERM, then waits): the store is unreachable until [`Seaweed::resume`].
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -687,7 +696,7 @@ impl Seaweed {
             std::time::Duration::from_secs(60),
             "SeaweedFS to serve the bucket",
             || {
-                self.credentials(&mut buildcost())
+                s3_credentials(&mut buildcost())
                     .env("BUILDCOST_LOG", "error")
                     .arg("--config")
                     .arg(&probe)

@@ -84,9 +84,15 @@ fn read_export(path: &Path) -> (Sums, String) {
     (sums, text.to_lowercase())
 }
 
-/// `focus-validator` (its own virtual environment: it needs Python 3.12), or `None`.
-fn validator() -> Option<PathBuf> {
-    external_tool("BUILDCOST_FOCUS_VALIDATOR", "focus-validator", &["--help"])
+/// `focus-validator` (its own virtual environment: it needs Python 3.12), or `None`. Probed
+/// from `work`: every run writes `focus_validator_detailed.log` where it runs.
+fn validator(work: &Path) -> Option<PathBuf> {
+    external_tool_in(
+        "BUILDCOST_FOCUS_VALIDATOR",
+        "focus-validator",
+        &["--help"],
+        Some(work),
+    )
 }
 
 /// Runs the validator on `file` (FOCUS 1.2, offline, the spec's applicability criteria) and
@@ -272,7 +278,7 @@ fn the_focus_export_passes_the_validator_and_adds_up_to_the_gauges() {
     assert!(checked > 40, "{checked} figures compared");
 
     // The validator accepts both formats (a single file each).
-    let Some(validator) = validator() else {
+    let Some(validator) = validator(dir.path()) else {
         return;
     };
     for format in ["parquet", "csv"] {

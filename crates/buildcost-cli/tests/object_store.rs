@@ -86,8 +86,7 @@ fn every_command_works_on_an_s3_store_with_the_figures_of_a_local_one_and_pyarro
     let config = write_s3_config(&remote, &seaweed, "history", "");
     let on_s3 = |args: &[&str]| {
         let mut cmd = buildcost();
-        seaweed
-            .credentials(&mut cmd)
+        s3_credentials(&mut cmd)
             .arg("--config")
             .arg(&config)
             .args(args);
@@ -206,15 +205,18 @@ fn every_command_works_on_an_s3_store_with_the_figures_of_a_local_one_and_pyarro
     assert!(authors.len() > 20);
     let authors_file = dir.path().join("authors.txt");
     std::fs::write(&authors_file, authors.join("\n")).unwrap();
-    let read = bucket_tool(
-        &python,
-        &seaweed,
-        &[
-            "summary",
-            "buildcost/history",
-            authors_file.to_str().unwrap(),
-        ],
-    );
+    let summary = || {
+        bucket_tool(
+            &python,
+            &seaweed,
+            &[
+                "summary",
+                "buildcost/history",
+                authors_file.to_str().unwrap(),
+            ],
+        )
+    };
+    let read = summary();
     eprintln!("pyarrow read the bucket: {read}");
     assert_eq!(read["rows"].as_u64(), Some(accepted), "{read}");
     assert_eq!(read["distinct_ids"].as_u64(), Some(accepted), "{read}");
@@ -251,21 +253,13 @@ fn every_command_works_on_an_s3_store_with_the_figures_of_a_local_one_and_pyarro
     assert!(!listed.contains(&format!("date={day}/damaged.parquet")));
 
     // Retention deletes old days from the bucket, rollups with them.
-    let short = write_s3_config(&remote, &seaweed, "history", "");
-    let text = std::fs::read_to_string(&short)
+    // `on_s3` runs with `config`: keep 7 days in it.
+    let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("retention_days = 400", "retention_days = 7");
-    std::fs::write(&short, text).unwrap();
+    std::fs::write(&config, text).unwrap();
     run_ok(on_s3(&["ingest", "--no-progress", "--input"]).arg("/dev/null"));
-    let read = bucket_tool(
-        &python,
-        &seaweed,
-        &[
-            "summary",
-            "buildcost/history",
-            authors_file.to_str().unwrap(),
-        ],
-    );
+    let read = summary();
     let oldest = (Utc::now().date_naive() - TimeDelta::days(7)).to_string();
     assert!(
         read["first_day"].as_str().unwrap() >= oldest.as_str(),
@@ -320,8 +314,7 @@ fn a_missing_bucket_refused_credentials_an_unreachable_endpoint_or_no_key_fail_a
     let limit = Duration::from_secs(30);
     let run = |config: &Path, args: &[&str]| {
         let mut cmd = buildcost();
-        seaweed
-            .credentials(&mut cmd)
+        s3_credentials(&mut cmd)
             .arg("--config")
             .arg(config)
             .args(args);
