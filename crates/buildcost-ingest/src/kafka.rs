@@ -109,6 +109,14 @@ pub struct KafkaIngest {
 /// failure up to [`STORE_RETRY_MAX`].
 const STORE_RETRY_MIN: Duration = Duration::from_millis(500);
 const STORE_RETRY_MAX: Duration = Duration::from_secs(15);
+/// The wait after the `failures`-th store failure in a row: doubling from
+/// [`STORE_RETRY_MIN`] up to [`STORE_RETRY_MAX`].
+fn store_backoff(failures: u32) -> Duration {
+    STORE_RETRY_MIN
+        .saturating_mul(1 << failures.saturating_sub(1).min(5))
+        .min(STORE_RETRY_MAX)
+}
+
 /// How long a message waits for an unreachable store before the ingester gives up (and
 /// exits, to be restarted): well inside the consumer's `max.poll.interval.ms` (5 minutes).
 const STORE_READ_WAIT: Duration = Duration::from_secs(120);
@@ -348,9 +356,7 @@ impl KafkaIngest {
                     if e.is_unavailable() && waiting_since.elapsed() < STORE_READ_WAIT =>
                 {
                     failures += 1;
-                    let backoff = STORE_RETRY_MIN
-                        .saturating_mul(1 << (failures - 1).min(5))
-                        .min(STORE_RETRY_MAX);
+                    let backoff = store_backoff(failures);
                     if let Ok(mut s) = self.summary.lock() {
                         s.store_read_failures += 1;
                     }
@@ -432,9 +438,7 @@ impl KafkaIngest {
             Err(e) if last => return Err(e),
             Err(e) => {
                 let failures = batch.retry.map_or(1, |(_, n)| n + 1);
-                let backoff = STORE_RETRY_MIN
-                    .saturating_mul(1 << (failures - 1).min(5))
-                    .min(STORE_RETRY_MAX);
+                let backoff = store_backoff(failures);
                 self.count(|s| s.store_write_failures += 1);
                 tracing::error!(
                     partition,

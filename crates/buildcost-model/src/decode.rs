@@ -170,24 +170,27 @@ fn shown_name<'a>(field: &str, raw: &'a RawValue) -> Check<std::borrow::Cow<'a, 
     Ok(value)
 }
 
+/// An optional field checked by `check` when present (neither absent nor null).
+fn optional<'a, T>(
+    field: &str,
+    raw: Option<&'a RawValue>,
+    check: fn(&str, &'a RawValue) -> Check<T>,
+) -> Check<Option<T>> {
+    present(raw).map(|r| check(field, r)).transpose()
+}
+
 fn opt_shown_name<'a>(
     field: &str,
     raw: Option<&'a RawValue>,
 ) -> Check<Option<std::borrow::Cow<'a, str>>> {
-    match present(raw) {
-        Some(r) => shown_name(field, r).map(Some),
-        _ => Ok(None),
-    }
+    optional(field, raw, shown_name)
 }
 
 fn opt_name<'a>(
     field: &str,
     raw: Option<&'a RawValue>,
 ) -> Check<Option<std::borrow::Cow<'a, str>>> {
-    match present(raw) {
-        Some(r) => name(field, r).map(Some),
-        _ => Ok(None),
-    }
+    optional(field, raw, name)
 }
 
 /// Trimmed and lower-cased, for `team` and `product`.

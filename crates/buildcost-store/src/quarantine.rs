@@ -64,19 +64,7 @@ impl Store {
         let mut moved = Vec::new();
         let now = SystemTime::now();
         let local = matches!(self.backend(), Backend::Local(_));
-        let entries = if local {
-            let mut entries = Vec::new();
-            for (day, _) in self.list_partitions()? {
-                entries.extend(
-                    self.backend()
-                        .list(&format!("date={}", day.format("%Y-%m-%d")))?,
-                );
-            }
-            entries
-        } else {
-            self.backend().list("")?
-        };
-        for entry in entries {
+        for entry in self.partition_entries()? {
             let Some((folder, name)) = entry.key.split_once('/') else {
                 continue;
             };

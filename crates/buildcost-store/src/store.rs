@@ -45,7 +45,7 @@ pub struct DataFile {
 impl DataFile {
     /// The file's name inside its day's folder.
     pub fn name(&self) -> String {
-        self.key.rsplit('/').next().unwrap_or_default().to_owned()
+        key_name(&self.key).to_owned()
     }
 }
 
@@ -197,23 +197,30 @@ impl Store {
     /// # Errors
     /// The store cannot be listed.
     pub fn list_files(&self) -> Result<Vec<DataFile>> {
-        let entries = match &self.backend {
-            // One listing of the whole prefix: a request per 1,000 objects, not one per day.
-            Backend::Remote(_) => self.backend.list("")?,
-            Backend::Local(_) => {
-                let mut entries = Vec::new();
-                for (day, _) in self.list_partitions()? {
-                    entries.extend(self.backend.list(&partition_key(day))?);
-                }
-                entries
-            }
-        };
+        let entries = self.partition_entries()?;
         let mut files: Vec<DataFile> = entries
             .into_iter()
             .filter_map(|e| self.data_file(e))
             .collect();
         files.sort();
         Ok(files)
+    }
+
+    /// Every object inside the `date=` folders, and on an object store others too (callers
+    /// keep what is under `date=`): an object store is listed once for the whole prefix, a
+    /// request per 1,000 objects rather than one per day; a local store folder by folder, so
+    /// the quarantine, the ledger and the rollups are not walked.
+    pub(crate) fn partition_entries(&self) -> Result<Vec<Entry>> {
+        match &self.backend {
+            Backend::Remote(_) => self.backend.list(""),
+            Backend::Local(_) => {
+                let mut entries = Vec::new();
+                for (day, _) in self.list_partitions()? {
+                    entries.extend(self.backend.list(&partition_key(day))?);
+                }
+                Ok(entries)
+            }
+        }
     }
 
     /// The data file an entry of a listing is, if it is one: `date=<day>/<name>.parquet`.
