@@ -32,7 +32,7 @@ fn decode(c: &mut Criterion) {
         b.iter(|| {
             let mut batch = BatchBuilder::new();
             for l in &lines {
-                if let Ok(row) = decoder.decode(l.as_bytes(), now) {
+                if let Ok(buildcost_model::Event::Build(row)) = decoder.decode(l.as_bytes(), now) {
                     batch.append(&row);
                 }
             }

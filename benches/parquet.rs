@@ -13,7 +13,7 @@ fn parquet(c: &mut Criterion) {
     let now = buildcost_bench::end();
     let mut builder = BatchBuilder::new();
     for l in &lines {
-        if let Ok(row) = decoder.decode(l.as_bytes(), now) {
+        if let Ok(buildcost_model::Event::Build(row)) = decoder.decode(l.as_bytes(), now) {
             builder.append(&row);
         }
     }

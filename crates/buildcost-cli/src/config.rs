@@ -36,6 +36,8 @@ pub struct Config {
     pub webhook: WebhookConfig,
     /// `[focus]`: the FOCUS export's provider and billing account.
     pub focus: buildcost_report::focus::FocusConfig,
+    /// `[delivery]`: request ids, production environments, orphan repositories, lead times.
+    pub delivery: buildcost_model::DeliveryConfig,
 }
 
 impl Config {
@@ -111,6 +113,7 @@ impl Config {
         self.integrations.validate()?;
         self.webhook.validate()?;
         self.focus.validate()?;
+        self.delivery.validate()?;
         if self.store.is_remote() && self.privacy.pseudonym_key_file.is_none() {
             return Err(ConfigError::new(
                 "privacy.pseudonym_key_file",
@@ -128,6 +131,7 @@ impl Config {
             baseline: self.baseline.clone(),
             min_team_size: self.privacy.min_team_size,
             teams_file: self.teams.file.clone(),
+            delivery: self.delivery.clone(),
         }
     }
 

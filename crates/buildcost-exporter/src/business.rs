@@ -160,6 +160,23 @@ pub fn business_registry(snapshot: &Snapshot) -> Result<Registry> {
     if let Some(v) = snapshot.org.builds_per_developer_per_day() {
         bpd.with_label_values(&["28d"]).set(v);
     }
+    for family in crate::delivery::families(snapshot) {
+        if family.samples.is_empty() {
+            continue;
+        }
+        if family.labels.is_empty() {
+            let g = gauge(&r, family.name, family.help)?;
+            for (_, value) in &family.samples {
+                g.set(*value);
+            }
+            continue;
+        }
+        let g = gauge_vec(&r, family.name, family.help, family.labels)?;
+        for (values, value) in &family.samples {
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            g.with_label_values(&values).set(*value);
+        }
+    }
     Ok(r)
 }
 
@@ -204,6 +221,47 @@ mod tests {
         w
     }
 
+    fn delivery() -> buildcost_query::DeliveryFigures {
+        use buildcost_query::{DeliveryWindow, ProductDelivery, TeamLeadTime, TeamOrphans};
+        let w = |n: u64| DeliveryWindow {
+            deployments_success: n,
+            deployments_failure: 1,
+            requests_delivered: n / 2,
+            lead_time: (n > 2).then_some((3600.5, 86400.0 / 7.0)),
+            delivered_ci_cost_eur: n as f64 / 3.0,
+        };
+        let windows = BTreeMap::from([("7d".to_owned(), w(2)), ("28d".to_owned(), w(9))]);
+        buildcost_query::DeliveryFigures {
+            has_deployments: true,
+            products: vec![
+                ProductDelivery {
+                    product: "p\"q".into(),
+                    windows: windows.clone(),
+                },
+                ProductDelivery {
+                    product: "a".into(),
+                    windows: windows.clone(),
+                },
+            ],
+            org: windows,
+            team_lead_times: vec![TeamLeadTime {
+                team: "zeta".into(),
+                product: "p".into(),
+                window: "28d".into(),
+                p50: 1.5,
+                p90: 2.0,
+            }],
+            team_orphans: vec![TeamOrphans {
+                team: "a".into(),
+                product: "p".into(),
+                repositories: 2,
+                cost_eur: 0.1 + 0.2,
+            }],
+            org_orphan_cost_eur: 7.25,
+            ..Default::default()
+        }
+    }
+
     fn team(name: &str, product: &str, baseline: bool) -> TeamFigures {
         TeamFigures {
             team: name.into(),
@@ -241,14 +299,25 @@ mod tests {
                 developers: 21,
                 windows: BTreeMap::from([("7d", window(0.7)), ("28d", window(9.1))]),
             },
+            delivery: delivery(),
         };
         let direct = business_text(&snapshot).unwrap();
         let registry = encode(&business_registry(&snapshot).unwrap()).unwrap();
         assert_eq!(direct, registry);
+        for family in [
+            "buildcost_product_deployments{product=\"a\",status=\"failure\",window=\"28d\"} 1",
+            "buildcost_org_request_lead_time_seconds{quantile=\"0.5\",window=\"28d\"} 3600.5",
+            "buildcost_team_orphan_repository_cost_euros{product=\"p\",team=\"a\"} 0.30000000000000004",
+            "buildcost_org_orphan_repository_cost_euros 7.25",
+        ] {
+            assert!(direct.contains(family), "{family} missing from\n{direct}");
+        }
+        assert!(!direct.contains("lead_time_seconds{product=\"a\",quantile=\"0.5\",window=\"7d\"}"));
         let empty = Snapshot {
             at: chrono::Utc::now(),
             teams: vec![],
             org: OrgFigures::default(),
+            delivery: Default::default(),
         };
         assert_eq!(
             business_text(&empty).unwrap(),

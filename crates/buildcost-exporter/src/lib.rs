@@ -8,7 +8,12 @@
 //! use buildcost_exporter::{Role, ServiceState};
 //! use buildcost_query::{OrgFigures, Snapshot};
 //!
-//! let snapshot = Snapshot { at: chrono::Utc::now(), teams: vec![], org: OrgFigures::default() };
+//! let snapshot = Snapshot {
+//!     at: chrono::Utc::now(),
+//!     teams: vec![],
+//!     org: OrgFigures::default(),
+//!     delivery: Default::default(),
+//! };
 //! let text = buildcost_exporter::business_text(&snapshot)?;
 //! assert!(text.contains("buildcost_org_developers 0"));
 //!
@@ -22,6 +27,7 @@
 
 mod business;
 pub mod config;
+mod delivery;
 mod error;
 pub mod names;
 mod refresh;

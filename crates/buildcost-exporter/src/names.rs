@@ -16,6 +16,18 @@ pub const NORTHSTAR: &str = "buildcost_northstar_avoidable_waste_ratio";
 pub const ORG_WASTE_RATIO: &str = "buildcost_org_waste_ratio";
 pub const BUILDS_PER_DEVELOPER_PER_DAY: &str = "buildcost_builds_per_developer_per_day";
 
+// Delivery (spec section 12).
+pub const PRODUCT_DEPLOYMENTS: &str = "buildcost_product_deployments";
+pub const PRODUCT_REQUESTS_DELIVERED: &str = "buildcost_product_requests_delivered";
+pub const PRODUCT_LEAD_TIME: &str = "buildcost_product_request_lead_time_seconds";
+pub const PRODUCT_DELIVERED_CI_COST: &str = "buildcost_product_delivered_requests_ci_cost_euros";
+pub const ORG_DEPLOYMENTS: &str = "buildcost_org_deployments";
+pub const ORG_LEAD_TIME: &str = "buildcost_org_request_lead_time_seconds";
+pub const TEAM_LEAD_TIME: &str = "buildcost_team_request_lead_time_seconds";
+pub const TEAM_ORPHAN_REPOSITORIES: &str = "buildcost_team_orphan_repositories";
+pub const TEAM_ORPHAN_COST: &str = "buildcost_team_orphan_repository_cost_euros";
+pub const ORG_ORPHAN_COST: &str = "buildcost_org_orphan_repository_cost_euros";
+
 // The service's own health (spec section 8, last paragraph).
 pub const EVENTS_ACCEPTED: &str = "buildcost_events_accepted_total";
 pub const EVENTS_REJECTED: &str = "buildcost_events_rejected_total";

@@ -203,6 +203,7 @@ pub(crate) fn business(snapshot: &Snapshot) -> String {
         bpd.add(&["28d"], v);
     }
 
+    let delivery = crate::delivery::families(snapshot);
     let mut families = vec![
         team_cost,
         team_waste,
@@ -220,6 +221,14 @@ pub(crate) fn business(snapshot: &Snapshot) -> String {
         waste_ratio,
         bpd,
     ];
+    for d in &delivery {
+        let mut family = Family::new(d.name, d.help, d.labels);
+        for (values, value) in &d.samples {
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            family.add(&values, *value);
+        }
+        families.push(family);
+    }
     families.sort_by_key(|f| f.name);
     let lines: usize = families.iter().map(|f| f.samples.len()).sum();
     let mut out = String::with_capacity(lines * 110);

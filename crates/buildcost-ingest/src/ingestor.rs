@@ -150,7 +150,7 @@ impl<'s> Ingestor<'s> {
     /// As [`Ingestor::push`].
     pub fn push_decoded(
         &mut self,
-        decoded: std::result::Result<buildcost_model::BuildRow, Rejection>,
+        decoded: std::result::Result<buildcost_model::Event, Rejection>,
         payload: &[u8],
         origin: &Origin,
         now: DateTime<Utc>,

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use buildcost_model::{BuildRow, RejectCounts, Rejection};
+use buildcost_model::{Event, RejectCounts, Rejection};
 use buildcost_store::{EventIndex, Rejected};
 use chrono::{DateTime, Utc};
 
@@ -61,7 +61,7 @@ impl Intake {
     /// The index could not read a day's ids, or the dead letter could not be kept.
     pub fn take(
         &mut self,
-        decoded: std::result::Result<BuildRow, Rejection>,
+        decoded: std::result::Result<Event, Rejection>,
         payload: &[u8],
         origin: &Origin,
         now: DateTime<Utc>,
@@ -69,20 +69,22 @@ impl Intake {
         dead_letters: &mut dyn DeadLetterSink,
     ) -> Result<Outcome> {
         match decoded {
-            Ok(row) => {
-                if !self.index.insert(row.day(), &row.event_id)? {
+            Ok(event) => {
+                if !self.index.insert(event.day(), event.event_id())? {
                     pending.counted.duplicates += 1;
                     return Ok(Outcome::Duplicate);
                 }
-                if self
-                    .priced
-                    .as_ref()
-                    .is_some_and(|classes| !classes.contains(&row.runner_class))
-                {
-                    pending.counted.unpriced += 1;
+                if let Event::Build(row) = &event {
+                    if self
+                        .priced
+                        .as_ref()
+                        .is_some_and(|classes| !classes.contains(&row.runner_class))
+                    {
+                        pending.counted.unpriced += 1;
+                    }
                 }
                 pending.counted.accepted += 1;
-                pending.rows.push(row);
+                pending.rows.push(event);
                 Ok(Outcome::Accepted)
             }
             Err(rejection) => {
@@ -116,20 +118,21 @@ pub(crate) fn reject(
     Ok(())
 }
 
-/// The instant a rejected message is counted at in the rejection ledger: the `finished_at` it
-/// carries when that can be read (so a backfill of last month counts its rejections in last
+/// The instant a rejected message is counted at in the rejection ledger: the `finished_at` (a
+/// request's `requested_at`) it carries when that can be read (so a backfill of last month counts its rejections in last
 /// month's reports), else `now`, the instant it was rejected.
 pub(crate) fn rejected_at(payload: &[u8], now: DateTime<Utc>) -> DateTime<Utc> {
     #[derive(serde::Deserialize)]
     struct Dated {
         finished_at: Option<String>,
+        requested_at: Option<String>,
     }
     if payload.len() > MAX_DATED_REJECT_BYTES {
         return now;
     }
     serde_json::from_slice::<Dated>(payload)
         .ok()
-        .and_then(|d| d.finished_at)
+        .and_then(|d| d.finished_at.or(d.requested_at))
         .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
         .map(|t| t.with_timezone(&Utc))
         .filter(|t| *t <= now)

@@ -7,7 +7,7 @@
 use std::io::BufRead;
 
 use buildcost_adapters::{Format, Normaliser};
-use buildcost_model::{BuildRow, Rejection};
+use buildcost_model::{Event, Rejection};
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 
@@ -25,7 +25,7 @@ struct Chunk {
     bytes_read: u64,
 }
 
-type Decoded = std::result::Result<BuildRow, Rejection>;
+type Decoded = std::result::Result<Event, Rejection>;
 
 /// Feeds every line of `input` to `ingestor`. Blank lines are skipped; line numbers (from 1) go
 /// into the dead letters as `file:line`. `progress` is called with the bytes read so far.

@@ -3,7 +3,7 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, MapBuilder, StringBuilder,
+    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, MapBuilder, StringBuilder,
     TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -16,7 +16,7 @@ use crate::Result;
 /// Timezone of every stored timestamp.
 pub const TIMEZONE: &str = "UTC";
 
-fn ts() -> DataType {
+pub(crate) fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some(TIMEZONE.into()))
 }
 
@@ -68,15 +68,31 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("correlation_id", Utf8, true),
         Field::new("labels", labels_type(), true),
         Field::new("ingested_at", ts(), false),
+        Field::new("request_ids", text_list(), true),
     ]))
 });
+
+/// A list of strings (request ids), its items never null: `List<Utf8>` as every Parquet
+/// reader reads it.
+pub(crate) fn text_list() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Utf8, false)))
+}
+
+/// A builder of [`text_list`] columns.
+pub(crate) fn text_list_builder(rows: usize) -> ListBuilder<StringBuilder> {
+    ListBuilder::with_capacity(StringBuilder::new(), rows).with_field(Arc::new(Field::new(
+        "item",
+        DataType::Utf8,
+        false,
+    )))
+}
 
 /// The Arrow schema of a stored build (one row per accepted event).
 pub fn build_schema() -> SchemaRef {
     SCHEMA.clone()
 }
 
-fn micros(t: DateTime<Utc>) -> i64 {
+pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
@@ -110,6 +126,7 @@ pub struct BatchBuilder {
     correlation_id: StringBuilder,
     labels: MapBuilder<StringBuilder, StringBuilder>,
     ingested_at: TimestampMicrosecondBuilder,
+    request_ids: ListBuilder<StringBuilder>,
     rows: usize,
 }
 
@@ -160,6 +177,7 @@ impl BatchBuilder {
             correlation_id: text(8),
             labels: MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()),
             ingested_at: t(),
+            request_ids: text_list_builder(rows),
             rows: 0,
         }
     }
@@ -216,6 +234,10 @@ impl BatchBuilder {
             self.labels.append(true).unwrap_or_default();
         }
         self.ingested_at.append_value(micros(row.ingested_at));
+        for id in &row.request_ids {
+            self.request_ids.values().append_value(id);
+        }
+        self.request_ids.append(true);
         self.rows += 1;
     }
 
@@ -253,6 +275,7 @@ impl BatchBuilder {
             Arc::new(self.correlation_id.finish()),
             Arc::new(self.labels.finish()),
             Arc::new(self.ingested_at.finish()),
+            Arc::new(self.request_ids.finish()),
         ];
         self.rows = 0;
         Ok(RecordBatch::try_new(build_schema(), columns)?)

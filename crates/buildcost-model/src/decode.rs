@@ -13,6 +13,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::classify::Classifier;
+use crate::delivery::{
+    DeploymentRow, DeploymentStatus, Event, EventKind, RequestIds, RequestRow,
+    MAX_CHANGE_TITLE_BYTES, MAX_CORRELATION_IDS,
+};
 use crate::event::{
     BuildRow, CategorySource, FailureCategory, FailureStage, Status, Trigger, Vocabulary,
 };
@@ -87,14 +91,26 @@ struct RawEvent<'a> {
     correlation_id: Option<&'a RawValue>,
     #[serde(borrow)]
     labels: Option<&'a RawValue>,
+    #[serde(borrow)]
+    change_title: Option<&'a RawValue>,
+    #[serde(borrow, rename = "type")]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow)]
+    environment: Option<&'a RawValue>,
+    #[serde(borrow)]
+    correlation_ids: Option<&'a RawValue>,
+    #[serde(borrow)]
+    requested_at: Option<&'a RawValue>,
 }
 
-/// Decodes, validates, normalises, pseudonymises and classifies build events.
+/// Decodes, validates, normalises, pseudonymises and classifies events of every kind (builds,
+/// deployments, requests).
 #[derive(Debug, Clone)]
 pub struct Decoder {
     max_event_bytes: usize,
     pseudonymiser: Pseudonymiser,
     classifier: Classifier,
+    request_ids: RequestIds,
     /// Builds that finished longer ago than this before ingestion are `invalid_timestamp`
     /// (`store.retention_days`: they would be stored and then deleted).
     max_age: Option<Duration>,
@@ -298,8 +314,17 @@ impl Decoder {
             max_event_bytes,
             pseudonymiser,
             classifier,
+            request_ids: RequestIds::default(),
             max_age: None,
         }
+    }
+
+    /// Finds request ids in branches and change titles with `request_ids`
+    /// (`delivery.request_id_pattern`; default [`crate::DEFAULT_REQUEST_ID_PATTERN`]).
+    #[must_use]
+    pub fn with_request_ids(mut self, request_ids: RequestIds) -> Self {
+        self.request_ids = request_ids;
+        self
     }
 
     /// Rejects builds that finished more than `days` before ingestion as `invalid_timestamp`
@@ -319,7 +344,7 @@ impl Decoder {
     ///
     /// # Errors
     /// A [`Rejection`] with exactly one reason; the message is then dead-lettered by the caller.
-    pub fn decode(&self, bytes: &[u8], now: DateTime<Utc>) -> Result<BuildRow, Rejection> {
+    pub fn decode(&self, bytes: &[u8], now: DateTime<Utc>) -> Result<Event, Rejection> {
         if bytes.len() > self.max_event_bytes {
             return Err(Rejection::new(
                 RejectReason::TooLarge,
@@ -359,6 +384,28 @@ impl Decoder {
             }
             Some(_) => {}
         }
+        let kind = match present(raw.kind) {
+            None => EventKind::Build,
+            Some(t) => match t.get() {
+                r#""build""# => EventKind::Build,
+                r#""deployment""# => EventKind::Deployment,
+                r#""request""# => EventKind::Request,
+                other => {
+                    return Err(invalid(
+                        "type",
+                        format!(
+                            "is {}; it must be \"build\", \"deployment\" or \"request\"",
+                            truncate(other, 40)
+                        ),
+                    ))
+                }
+            },
+        };
+        match kind {
+            EventKind::Build => {}
+            EventKind::Deployment => return self.deployment(&raw, now).map(Event::Deployment),
+            EventKind::Request => return self.request(&raw, now).map(Event::Request),
+        }
 
         let required = [
             raw.event_id,
@@ -378,13 +425,8 @@ impl Decoder {
             .filter(|(_, r)| present(*r).is_none())
             .map(|(f, _)| *f)
             .collect();
-        if !missing.is_empty() {
-            return Err(Rejection::new(
-                RejectReason::MissingField,
-                format!("required field(s) missing or null: {}", missing.join(", ")),
-            ));
-        }
-        self.fields(&raw, now)
+        missing_fields(&missing)?;
+        self.fields(&raw, now).map(Event::Build)
     }
 
     fn fields<'a>(&self, raw: &RawEvent<'a>, now: DateTime<Utc>) -> Check<BuildRow> {
@@ -456,6 +498,25 @@ impl Decoder {
         };
         let correlation_id =
             opt_name("correlation_id", raw.correlation_id)?.map(|s| s.into_owned());
+        let change_title = match present(raw.change_title) {
+            Some(r) => {
+                let title = text("change_title", r)?;
+                if title.is_empty() {
+                    return Err(invalid("change_title", "must not be empty"));
+                }
+                if title.len() > MAX_CHANGE_TITLE_BYTES {
+                    return Err(invalid(
+                        "change_title",
+                        format!(
+                            "is {} bytes; the limit is {MAX_CHANGE_TITLE_BYTES}",
+                            title.len()
+                        ),
+                    ));
+                }
+                Some(title)
+            }
+            _ => None,
+        };
         let labels = match present(raw.labels) {
             Some(r) => {
                 if !r.get().starts_with('{') {
@@ -492,24 +553,11 @@ impl Decoder {
         if finished - started > MAX_BUILD_DURATION {
             return Err(time_rule("the build lasted more than 7 days".into()));
         }
-        if finished > now + MAX_FUTURE_SKEW {
-            return Err(time_rule(format!(
-                "`finished_at` is more than 1 hour after the time of ingestion ({})",
-                now.to_rfc3339()
-            )));
-        }
+        Self::not_future("finished_at", finished, now)?;
         if queued.is_some_and(|q| q > started) {
             return Err(time_rule("`queued_at` is after `started_at`".into()));
         }
-        if let Some(max_age) = self.max_age {
-            if finished < now - max_age {
-                return Err(time_rule(format!(
-                    "`finished_at` is older than the retention ({} days before the time of \
-                     ingestion); raise store.retention_days to backfill older history",
-                    max_age.num_days()
-                )));
-            }
-        }
+        self.within_retention("finished_at", finished, now)?;
 
         let (failure_category, category_source) = match (status, failure_category) {
             (_, Some(c)) => (Some(c), Some(CategorySource::Event)),
@@ -521,6 +569,11 @@ impl Decoder {
             }
             _ => (None, None),
         };
+        let request_ids = self.request_ids.of_build(
+            correlation_id.as_deref(),
+            branch.as_deref(),
+            change_title.as_deref(),
+        );
         let duration = finished - started;
         let duration_s = duration.num_seconds() as f64 + f64::from(duration.subsec_nanos()) / 1e9;
 
@@ -551,10 +604,184 @@ impl Decoder {
             attempt,
             superseded,
             correlation_id,
+            request_ids,
             labels,
             ingested_at: now,
         })
     }
+
+    /// `invalid_timestamp` when `instant` is older than the retention before `now`.
+    fn within_retention(
+        &self,
+        field: &str,
+        instant: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Check<()> {
+        match self.max_age {
+            Some(max_age) if instant < now - max_age => Err(Rejection::new(
+                RejectReason::InvalidTimestamp,
+                format!(
+                    "`{field}` is older than the retention ({} days before the time of \
+                     ingestion); raise store.retention_days to backfill older history",
+                    max_age.num_days()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// `invalid_timestamp` when `instant` is more than an hour after `now`.
+    fn not_future(field: &str, instant: DateTime<Utc>, now: DateTime<Utc>) -> Check<()> {
+        if instant > now + MAX_FUTURE_SKEW {
+            return Err(Rejection::new(
+                RejectReason::InvalidTimestamp,
+                format!(
+                    "`{field}` is more than 1 hour after the time of ingestion ({})",
+                    now.to_rfc3339()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A deployment (spec section 12); `author` is ignored, never stored.
+    fn deployment(&self, raw: &RawEvent<'_>, now: DateTime<Utc>) -> Check<DeploymentRow> {
+        let fields = [
+            ("event_id", raw.event_id),
+            ("source", raw.source),
+            ("repository", raw.repository),
+            ("commit", raw.commit),
+            ("environment", raw.environment),
+            ("team", raw.team),
+            ("status", raw.status),
+            ("finished_at", raw.finished_at),
+        ];
+        missing_fields(&absent(&fields))?;
+        let event_id = shown_name("event_id", req(raw.event_id))?.into_owned();
+        let source = shown_name("source", req(raw.source))?.into_owned();
+        let repository = shown_name("repository", req(raw.repository))?.into_owned();
+        let commit = name("commit", req(raw.commit))?.into_owned();
+        let environment = normalised(
+            "environment",
+            &shown_name("environment", req(raw.environment))?,
+        )?;
+        let team = normalised("team", &shown_name("team", req(raw.team))?)?;
+        let product = match opt_shown_name("product", raw.product)? {
+            Some(p) => normalised("product", &p)?,
+            None => "unassigned".to_owned(),
+        };
+        let status = vocabulary::<DeploymentStatus>("status", raw.status)?
+            .ok_or_else(|| invalid("status", "is required"))?;
+        let mut correlation_ids = match present(raw.correlation_ids) {
+            Some(r) => id_list("correlation_ids", r)?,
+            None => Vec::new(),
+        };
+        correlation_ids.sort();
+        correlation_ids.dedup();
+        let started_at = timestamp_text("started_at", raw.started_at)?;
+        let finished_at = timestamp_text("finished_at", raw.finished_at)?;
+        let finished = parse_time("finished_at", &finished_at.unwrap_or_default())?;
+        let started = started_at
+            .map(|s| parse_time("started_at", &s))
+            .transpose()?;
+        if started.is_some_and(|s| s > finished) {
+            return Err(Rejection::new(
+                RejectReason::InvalidTimestamp,
+                "`started_at` is after `finished_at`",
+            ));
+        }
+        Self::not_future("finished_at", finished, now)?;
+        self.within_retention("finished_at", finished, now)?;
+        Ok(DeploymentRow {
+            event_id,
+            source,
+            repository,
+            commit,
+            environment,
+            team,
+            product,
+            status,
+            started_at: started,
+            finished_at: finished,
+            correlation_ids,
+            ingested_at: now,
+        })
+    }
+
+    /// A business request (spec section 12); titles, reporters and `author` are ignored.
+    fn request(&self, raw: &RawEvent<'_>, now: DateTime<Utc>) -> Check<RequestRow> {
+        let fields = [
+            ("event_id", raw.event_id),
+            ("source", raw.source),
+            ("correlation_id", raw.correlation_id),
+            ("requested_at", raw.requested_at),
+        ];
+        missing_fields(&absent(&fields))?;
+        let event_id = shown_name("event_id", req(raw.event_id))?.into_owned();
+        let source = shown_name("source", req(raw.source))?.into_owned();
+        let correlation_id = name("correlation_id", req(raw.correlation_id))?.into_owned();
+        let team = opt_shown_name("team", raw.team)?
+            .map(|t| normalised("team", &t))
+            .transpose()?;
+        let product = opt_shown_name("product", raw.product)?
+            .map(|p| normalised("product", &p))
+            .transpose()?;
+        let requested_at = timestamp_text("requested_at", raw.requested_at)?;
+        let requested = parse_time("requested_at", &requested_at.unwrap_or_default())?;
+        Self::not_future("requested_at", requested, now)?;
+        self.within_retention("requested_at", requested, now)?;
+        Ok(RequestRow {
+            event_id,
+            source,
+            correlation_id,
+            requested_at: requested,
+            team,
+            product,
+            ingested_at: now,
+        })
+    }
+}
+
+/// The names of the fields that are absent or null.
+fn absent<'a>(fields: &[(&'a str, Option<&RawValue>)]) -> Vec<&'a str> {
+    fields
+        .iter()
+        .filter(|(_, r)| present(*r).is_none())
+        .map(|(f, _)| *f)
+        .collect()
+}
+
+/// `missing_field` naming `missing`, unless it is empty.
+fn missing_fields(missing: &[&str]) -> Check<()> {
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Rejection::new(
+        RejectReason::MissingField,
+        format!("required field(s) missing or null: {}", missing.join(", ")),
+    ))
+}
+
+/// An array of at most [`MAX_CORRELATION_IDS`] ids, each a [`name`].
+fn id_list(field: &str, raw: &RawValue) -> Check<Vec<String>> {
+    if !raw.get().starts_with('[') {
+        return Err(invalid(field, "must be an array of strings"));
+    }
+    let items: Vec<&RawValue> = serde_json::from_str(raw.get())
+        .map_err(|_| invalid(field, "must be an array of strings"))?;
+    if items.len() > MAX_CORRELATION_IDS {
+        return Err(invalid(
+            field,
+            format!(
+                "holds {} ids; the limit is {MAX_CORRELATION_IDS}",
+                items.len()
+            ),
+        ));
+    }
+    items
+        .into_iter()
+        .map(|item| name(&format!("{field}[]"), item).map(|id| id.into_owned()))
+        .collect()
 }
 
 fn truncate(s: &str, max: usize) -> String {

@@ -54,7 +54,7 @@ macro_rules! vocabulary {
             }
         }
 
-        impl Vocabulary for $name {
+        impl $crate::event::Vocabulary for $name {
             const ALL: &'static [Self] = $name::ALL;
             fn parse(text: &str) -> Option<Self> { $name::parse(text) }
             fn as_str(self) -> &'static str { $name::as_str(self) }
@@ -67,6 +67,8 @@ macro_rules! vocabulary {
         }
     };
 }
+
+pub(crate) use vocabulary;
 
 vocabulary!(
     /// How a build ended.
@@ -249,6 +251,9 @@ pub struct BuildRow {
     pub attempt: i64,
     pub superseded: bool,
     pub correlation_id: Option<String>,
+    /// Sorted and distinct: `correlation_id` and the request ids found in `branch` and the
+    /// change title (spec section 12).
+    pub request_ids: Vec<String>,
     pub labels: Vec<(String, String)>,
     pub ingested_at: DateTime<Utc>,
 }

@@ -15,7 +15,7 @@
 //!   "started_at":"2026-11-02T10:00:00+01:00","finished_at":"2026-11-02T09:30:00Z",
 //!   "status":"failure","log_excerpt":"src/cart.ts(14,22): error TS1005: ',' expected.",
 //!   "runner_class":"medium"}"#;
-//! let row = decoder.decode(event, now).expect("valid");
+//! let row = decoder.decode(event, now).expect("valid").into_build().expect("a build");
 //! assert_eq!(row.team, "payments");
 //! assert_eq!(row.duration_s, 1800.0);
 //! assert_eq!(row.failure_category.map(|c| c.as_str()), Some("syntax"));
@@ -34,6 +34,7 @@ mod batch;
 mod classify;
 pub mod config;
 mod decode;
+mod delivery;
 mod error;
 mod event;
 mod exact;
@@ -46,6 +47,11 @@ pub use classify::{clean as clean_log, Classifier, Rule, DEFAULT_RULES};
 pub use decode::{
     Decoder, DEFAULT_MAX_EVENT_BYTES, MAX_BUILD_DURATION, MAX_FUTURE_SKEW, MAX_LOG_EXCERPT_BYTES,
     MAX_NAME_CHARS,
+};
+pub use delivery::batch::{deployment_schema, request_schema, DeploymentBuilder, RequestBuilder};
+pub use delivery::{
+    DeliveryConfig, DeploymentRow, DeploymentStatus, Event, EventKind, RequestIds, RequestRow,
+    DEFAULT_REQUEST_ID_PATTERN, MAX_CHANGE_TITLE_BYTES, MAX_CORRELATION_IDS,
 };
 pub use error::{Error, Result};
 pub use event::{

@@ -69,6 +69,7 @@ pub struct FiguresConfig {
     pub baseline: BaselineConfig,
     pub min_team_size: u32,
     pub teams_file: Option<PathBuf>,
+    pub delivery: buildcost_model::DeliveryConfig,
 }
 
 impl FiguresConfig {
@@ -86,6 +87,7 @@ impl FiguresConfig {
             baseline: self.baseline.clone(),
             min_team_size: self.min_team_size,
             teams,
+            delivery: self.delivery.clone(),
         })
     }
 }

@@ -36,7 +36,8 @@ use xxhash_rust::xxh3::xxh3_64;
 use day::{Candidate, Classified, DayReader, DayRollup, Row};
 use window::{team_key, DayView, RowsView, TeamKey, TeamSums};
 
-use crate::{QuerySettings, Result, Snapshot, TeamInfo};
+use crate::delivery::{self, read::DeliveryReader};
+use crate::{QuerySettings, Result, RowOf, Snapshot, TeamInfo};
 
 /// What was done by one [`Engine::snapshot`], for logs and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -239,6 +240,8 @@ pub struct Engine {
     last: RefreshWork,
     /// Every team's size at the last snapshot, small teams included.
     sizes: BTreeMap<String, TeamInfo>,
+    /// What the delivery figures read (deployments, requests, builds with request ids).
+    delivery: DeliveryReader,
 }
 
 impl std::fmt::Debug for DayReader {
@@ -546,7 +549,12 @@ impl Engine {
 
         let mut views: Vec<DayView<'_>> = self.days.iter().map(|(day, d)| view(*day, d)).collect();
         views.push(view(open, &today_day));
-        let (snapshot, sizes) = window::snapshot(at, settings, &self.names, &views)?;
+        let (mut snapshot, sizes) = window::snapshot(at, settings, &self.names, &views)?;
+        let prices_key = format!("{prices_hash:?}");
+        if let Some(facts) = self.delivery.facts(store, &prices, &prices_key, at)? {
+            let row_of = RowOf::new(&sizes, u64::from(settings.min_team_size));
+            snapshot.delivery = delivery::figures(&facts, at, &settings.delivery, &sizes, &row_of);
+        }
         work.days_classified = classified.len();
         self.last = work;
         self.sizes = sizes;

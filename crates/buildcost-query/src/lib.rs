@@ -17,6 +17,7 @@
 
 pub mod config;
 mod context;
+pub mod delivery;
 mod engine;
 mod error;
 pub mod functions;
@@ -28,6 +29,10 @@ mod snapshot;
 pub use config::FiguresConfig;
 pub use context::{
     BuildcostContext, Param, BASELINE_SQL, BUILDS_SQL, TEAMS_SQL, WINDOW_TOTALS_SQL,
+};
+pub use delivery::{
+    quantiles, DeliveryFigures, DeliveryWindow, ProductDelivery, RepositoryFigures, RequestFigures,
+    TeamLeadTime, TeamOrphans, DELIVERY_WINDOWS,
 };
 pub use engine::{Charge, Detail, Engine, Incremental, PipelineTotal, RefreshWork};
 pub use error::{Error, Result};

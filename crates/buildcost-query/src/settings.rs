@@ -107,6 +107,8 @@ pub struct QuerySettings {
     /// Teams with fewer developers appear only inside the merged `_small_teams` row.
     pub min_team_size: u32,
     pub teams: TeamsFile,
+    /// `[delivery]`: production environments, orphan repositories, team lead times.
+    pub delivery: buildcost_model::DeliveryConfig,
 }
 
 /// The configuration's defaults, privacy included: teams below `privacy.min_team_size`'s
@@ -118,6 +120,7 @@ impl Default for QuerySettings {
             baseline: BaselineConfig::default(),
             min_team_size: PrivacyConfig::default().min_team_size,
             teams: TeamsFile::default(),
+            delivery: buildcost_model::DeliveryConfig::default(),
         }
     }
 }

@@ -197,6 +197,8 @@ pub struct Snapshot {
     /// Team rows sorted by (team, product); small teams merged.
     pub teams: Vec<TeamFigures>,
     pub org: OrgFigures,
+    /// Deployments, requests, lead times and orphan repositories (spec section 12).
+    pub delivery: crate::DeliveryFigures,
 }
 
 /// A team as the `teams` view gives it.
@@ -400,6 +402,7 @@ impl Snapshot {
                 })
                 .collect(),
             org,
+            delivery: crate::DeliveryFigures::default(),
         }
     }
 

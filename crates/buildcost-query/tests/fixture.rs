@@ -212,6 +212,7 @@ fn settings(k_sigma: f64) -> QuerySettings {
             "team,product,developers,peer_group\nalpha,p1,3,\nbeta,p1,2,\ngamma,p1,4,g\ntiny,p2,1,\nmini,p1,1,\nmicro,p1,1,\n",
         )
         .unwrap(),
+        delivery: buildcost_model::DeliveryConfig::default(),
     }
 }
 

@@ -321,6 +321,7 @@ async fn the_incremental_refresh_equals_the_full_computation_with_every_setting(
         },
         min_team_size: 4,
         teams: TeamsFile::parse(&teams).unwrap(),
+        delivery: buildcost_model::DeliveryConfig::default(),
     };
     assert!(!settings.teams.entries.is_empty());
     let mut inc = Incremental::new();

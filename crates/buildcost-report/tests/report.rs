@@ -254,6 +254,7 @@ fn settings() -> QuerySettings {
             "team,product,developers,peer_group\nalpha,shop,4,\nbeta,shop,5,\ngamma,shop,1,\ndelta,shop,1,\n",
         )
         .unwrap(),
+        delivery: buildcost_model::DeliveryConfig::default(),
     }
 }
 

@@ -42,4 +42,4 @@ pub use index::EventIndex;
 pub use keyfile::{load_existing_key, load_or_create_key};
 pub use quarantine::{Quarantined, QUARANTINE_DIR};
 pub use rejections::{Rejected, REJECTIONS_DIR};
-pub use store::{DataFile, Staged, Store, DEAD_LETTER_DIR, ROLLUPS_DIR};
+pub use store::{DataFile, Staged, Store, Table, DEAD_LETTER_DIR, LATER_COLUMNS, ROLLUPS_DIR};

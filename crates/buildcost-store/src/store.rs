@@ -27,6 +27,9 @@ const PARTITION_PREFIX: &str = "date=";
 pub(crate) const DATA_SUFFIX: &str = ".parquet";
 pub(crate) const TEMP_SUFFIX: &str = ".parquet.tmp";
 
+/// Build columns added after the first version of the store: files written before lack them.
+pub const LATER_COLUMNS: &[&str] = &["request_ids"];
+
 /// One stored Parquet file.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DataFile {
@@ -46,6 +49,56 @@ impl DataFile {
     /// The file's name inside its day's folder.
     pub fn name(&self) -> String {
         key_name(&self.key).to_owned()
+    }
+}
+
+/// The tables of the store, each a folder of day partitions of its own Parquet schema: builds
+/// at the root (`date=…/`, as since the first version), deployments under `deployments/date=…/`
+/// and requests under `requests/date=…/`, so a reader of `date=*/*.parquet` sees builds only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    Builds,
+    Deployments,
+    Requests,
+}
+
+impl Table {
+    /// Every table.
+    pub const ALL: [Table; 3] = [Table::Builds, Table::Deployments, Table::Requests];
+
+    /// The table's name (and its SQL view's).
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Builds => "builds",
+            Table::Deployments => "deployments",
+            Table::Requests => "requests",
+        }
+    }
+
+    /// The folder below the root holding its day folders (empty for builds: the root).
+    pub fn folder(self) -> &'static str {
+        match self {
+            Table::Builds => "",
+            other => other.name(),
+        }
+    }
+
+    /// The key of one day's folder of the table.
+    pub fn partition_key(self, day: NaiveDate) -> String {
+        match self {
+            Table::Builds => partition_key(day),
+            other => format!("{}/{}", other.folder(), partition_key(day)),
+        }
+    }
+
+    /// A file name of this table from a writer's base name: builds keep it, the others are
+    /// prefixed with the table, so the names of one day are distinct across tables (the
+    /// event-id index, one space for every kind, tells a day's files by name).
+    pub fn file_name(self, base: &str) -> String {
+        match self {
+            Table::Builds => base.to_owned(),
+            other => format!("{}-{base}", other.name()),
+        }
     }
 }
 
@@ -161,15 +214,29 @@ impl Store {
     /// # Errors
     /// Any I/O or Parquet error; the temporary file is removed.
     pub fn stage(&self, day: NaiveDate, name: &str, batch: &RecordBatch) -> Result<Staged> {
-        let key = format!("{}/{name}{DATA_SUFFIX}", partition_key(day));
+        self.stage_in(Table::Builds, day, name, batch)
+    }
+
+    /// [`Store::stage`] into `table`'s day folder (`batch` has that table's schema).
+    ///
+    /// # Errors
+    /// As [`Store::stage`].
+    pub fn stage_in(
+        &self,
+        table: Table,
+        day: NaiveDate,
+        name: &str,
+        batch: &RecordBatch,
+    ) -> Result<Staged> {
+        let key = format!("{}/{name}{DATA_SUFFIX}", table.partition_key(day));
         let location = self.backend.locate(&key);
         match &self.backend {
             Backend::Local(root) => {
-                let dir = root.join(partition_key(day));
+                let dir = root.join(table.partition_key(day));
                 let created = !dir.exists();
                 std::fs::create_dir_all(&dir).map_err(Error::io("create partition", &dir))?;
                 if created {
-                    sync_dir(root)?;
+                    sync_dir(dir.parent().unwrap_or(root))?;
                 }
                 let temp_path = dir.join(format!(".{name}{TEMP_SUFFIX}"));
                 let written = encode(batch, &location, Some(&temp_path))
@@ -197,10 +264,21 @@ impl Store {
     /// # Errors
     /// The store cannot be listed.
     pub fn list_files(&self) -> Result<Vec<DataFile>> {
-        let entries = self.partition_entries()?;
+        self.list_table(Table::Builds)
+    }
+
+    /// Every data file of `table`, sorted by day then path.
+    ///
+    /// # Errors
+    /// The store cannot be listed.
+    pub fn list_table(&self, table: Table) -> Result<Vec<DataFile>> {
+        let entries = match table {
+            Table::Builds => self.partition_entries()?,
+            other => self.backend.list(other.folder())?,
+        };
         let mut files: Vec<DataFile> = entries
             .into_iter()
-            .filter_map(|e| self.data_file(e))
+            .filter_map(|e| self.data_file_of(table, e))
             .collect();
         files.sort();
         Ok(files)
@@ -223,9 +301,17 @@ impl Store {
         }
     }
 
-    /// The data file an entry of a listing is, if it is one: `date=<day>/<name>.parquet`.
-    fn data_file(&self, entry: Entry) -> Option<DataFile> {
-        let (folder, name) = entry.key.split_once('/')?;
+    /// The data file of `table` an entry of a listing is, if it is one:
+    /// `[<table folder>/]date=<day>/<name>.parquet`.
+    fn data_file_of(&self, table: Table, entry: Entry) -> Option<DataFile> {
+        let inside = match table {
+            Table::Builds => entry.key.as_str(),
+            other => entry
+                .key
+                .strip_prefix(other.folder())
+                .and_then(|k| k.strip_prefix('/'))?,
+        };
+        let (folder, name) = inside.split_once('/')?;
         let day = partition_day(folder)?;
         if name.contains('/') || !is_data_file(name) {
             return None;
@@ -266,12 +352,15 @@ impl Store {
     /// # Errors
     /// The day's folder exists but cannot be listed.
     pub fn day_files(&self, day: NaiveDate) -> Result<Vec<String>> {
-        let mut keys: Vec<String> = self
-            .backend
-            .list(&partition_key(day))?
-            .into_iter()
-            .filter_map(|e| self.data_file(e).map(|f| f.key))
-            .collect();
+        let mut keys = Vec::new();
+        for table in Table::ALL {
+            keys.extend(
+                self.backend
+                    .list(&table.partition_key(day))?
+                    .into_iter()
+                    .filter_map(|e| self.data_file_of(table, e).map(|f| f.key)),
+            );
+        }
         keys.sort();
         Ok(keys)
     }
@@ -327,6 +416,18 @@ impl Store {
                 deleted.push(day);
             }
         }
+        for table in [Table::Deployments, Table::Requests] {
+            let mut days: Vec<NaiveDate> = self
+                .list_table(table)?
+                .into_iter()
+                .map(|f| f.day)
+                .filter(|d| *d < oldest_kept)
+                .collect();
+            days.dedup();
+            for day in days {
+                self.backend.delete_folder(&table.partition_key(day))?;
+            }
+        }
         if !deleted.is_empty() {
             tracing::info!(days = deleted.len(), oldest_kept = %oldest_kept, "retention deleted old partitions");
         }
@@ -341,6 +442,11 @@ impl Store {
             }
         }
         Ok(deleted)
+    }
+
+    /// The URL of `table`'s folder (a local path, or `s3://bucket/prefix/deployments`).
+    pub fn table_url(&self, table: Table) -> String {
+        self.backend.url(table.folder())
     }
 
     /// The URL DataFusion reads a data file by (a local path, or `s3://bucket/key`).
@@ -361,7 +467,9 @@ impl Store {
 }
 
 impl Store {
-    /// Calls `f` with every batch of `columns` (by name) of one stored file.
+    /// Calls `f` with every batch of `columns` (by name) of one stored file. A column of
+    /// [`LATER_COLUMNS`] that an older file lacks is left out of its batches (readers look
+    /// columns up by name and read it as empty).
     ///
     /// # Errors
     /// The file cannot be read, or lacks one of `columns`; or `f` failed.
@@ -380,6 +488,9 @@ impl Store {
         let builder = ParquetRecordBatchReaderBuilder::try_new(source).map_err(parquet_err)?;
         let roots = columns
             .iter()
+            .filter(|c| {
+                !LATER_COLUMNS.contains(c) || builder.schema().column_with_name(c).is_some()
+            })
             .map(|c| builder.schema().index_of(c))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|source| Error::Arrow {

@@ -31,6 +31,7 @@ prop_compose! {
         kinds in (pick::<Trigger>(), pick::<Status>(), proptest::option::of(pick::<FailureStage>()), proptest::option::of(pick::<FailureCategory>()), proptest::option::of(pick::<CategorySource>())),
         numbers in (proptest::option::of(0.001f64..512.0), proptest::option::of(0.0f64..4096.0), proptest::option::of(0i64..16), 1i64..10, any::<bool>()),
         labels in proptest::collection::btree_map(text(), "\\PC{0,12}", 0..4),
+        request_ids in proptest::collection::btree_set(text(), 0..4),
     ) -> BuildRow {
         let (event_id, source, build_id, pipeline, repository) = ids;
         let (branch, commit, author_key, correlation_id) = opt;
@@ -43,7 +44,7 @@ prop_compose! {
             trigger, team: repository.to_lowercase(), product: "p".into(), author_key, queued_at, started_at, finished_at,
             duration_s: duration_us as f64 / 1e6, status, failure_stage, failure_category, category_source,
             runner_class: "medium".into(), cpu_cores, memory_gb, gpus, attempt, superseded, correlation_id,
-            labels: labels.into_iter().collect(), ingested_at,
+            request_ids: request_ids.into_iter().collect(), labels: labels.into_iter().collect(), ingested_at,
         }
     }
 }

@@ -10,7 +10,7 @@ use buildcost_ingest::{
     ingest_native_ndjson, ingest_ndjson, DeadLetterSink, FileDeadLetters, IngestSummary, Ingestor,
     StoreDeadLetters,
 };
-use buildcost_model::{Classifier, Decoder, Pseudonymiser};
+use buildcost_model::{Classifier, Decoder, Pseudonymiser, RequestIds};
 use buildcost_store::{load_existing_key, load_or_create_key, DEAD_LETTER_DIR};
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -95,7 +95,8 @@ pub fn decoder(config: &Config) -> Result<Decoder> {
     };
     Ok(
         Decoder::new(config.ingest.max_event_bytes, pseudonymiser, classifier)
-            .with_retention_days(config.store.retention_days),
+            .with_retention_days(config.store.retention_days)
+            .with_request_ids(RequestIds::new(&config.delivery.request_id_pattern)?),
     )
 }
 

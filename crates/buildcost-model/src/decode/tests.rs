@@ -45,7 +45,9 @@ fn valid() -> Value {
 }
 
 fn decode(v: &Value) -> Result<BuildRow, Rejection> {
-    decoder().decode(v.to_string().as_bytes(), now())
+    decoder()
+        .decode(v.to_string().as_bytes(), now())
+        .map(|e| e.into_build().expect("a build"))
 }
 
 fn reason(v: &Value) -> Option<RejectReason> {
@@ -382,7 +384,12 @@ fn lone_surrogates_and_escapes() {
         .to_string()
         .replace("\"acme/checkout\"", "\"acme/\\u00e9t\\u00e9\"");
     assert_eq!(
-        decoder().decode(text.as_bytes(), now()).unwrap().repository,
+        decoder()
+            .decode(text.as_bytes(), now())
+            .unwrap()
+            .into_build()
+            .unwrap()
+            .repository,
         "acme/été"
     );
 }
@@ -511,4 +518,214 @@ fn builds_older_than_the_retention_are_invalid_timestamps() {
     v["started_at"] = json!("2020-01-01T00:00:00Z");
     v["finished_at"] = json!("2020-01-01T00:10:00Z");
     assert!(decode(&v).is_ok());
+}
+
+mod delivery_kinds {
+    use super::*;
+
+    fn deployment() -> Value {
+        json!({
+            "schema_version": 1,
+            "type": "deployment",
+            "event_id": "dep-1",
+            "source": "argocd",
+            "repository": "acme/checkout",
+            "commit": "9f2c1e0",
+            "environment": " Production ",
+            "team": " Payments ",
+            "status": "success",
+            "author": "Jane.Doe@acme.example",
+            "started_at": "2026-11-02T10:00:00Z",
+            "finished_at": "2026-11-02T10:05:00Z",
+            "correlation_ids": ["PAY-2", "PAY-1", "PAY-2"]
+        })
+    }
+
+    fn request() -> Value {
+        json!({
+            "schema_version": 1,
+            "type": "request",
+            "event_id": "jira-PAY-1",
+            "source": "jira",
+            "correlation_id": "PAY-1",
+            "requested_at": "2026-10-20T08:00:00Z",
+            "title": "Let customers pay by invoice",
+            "reporter": "Jane.Doe@acme.example",
+            "team": "Payments"
+        })
+    }
+
+    fn event(v: &Value) -> Result<Event, Rejection> {
+        decoder().decode(v.to_string().as_bytes(), now())
+    }
+
+    fn set(mut v: Value, field: &str, value: Value) -> Value {
+        v[field] = value;
+        v
+    }
+
+    fn drop(mut v: Value, field: &str) -> Value {
+        v.as_object_mut().unwrap().remove(field);
+        v
+    }
+
+    #[test]
+    fn a_deployment_is_normalised_and_keeps_no_author() {
+        let Ok(Event::Deployment(d)) = event(&deployment()) else {
+            panic!("not a deployment");
+        };
+        assert_eq!(d.environment, "production");
+        assert_eq!(d.team, "payments");
+        assert_eq!(d.product, "unassigned");
+        assert_eq!(d.status, DeploymentStatus::Success);
+        assert_eq!(d.correlation_ids, ["PAY-1", "PAY-2"]);
+        assert!(!format!("{d:?}").contains("Jane"));
+    }
+
+    #[test]
+    fn a_request_keeps_its_id_and_instant_only() {
+        let Ok(Event::Request(r)) = event(&request()) else {
+            panic!("not a request");
+        };
+        assert_eq!(r.correlation_id, "PAY-1");
+        assert_eq!(r.team.as_deref(), Some("payments"));
+        assert_eq!(r.product, None);
+        let shown = format!("{r:?}");
+        assert!(
+            !shown.contains("Jane") && !shown.contains("invoice"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn the_type_is_checked_before_any_required_field() {
+        for bad in [json!("deploy"), json!(3), json!(["build"]), json!("Build")] {
+            let v = json!({"schema_version": 1, "type": bad});
+            let r = event(&v).unwrap_err();
+            assert_eq!(r.reason, RejectReason::InvalidField, "{bad}");
+            assert!(r.detail.contains("`type`"), "{}", r.detail);
+        }
+        // Before the type: the version.
+        let v = json!({"schema_version": 2, "type": "nonsense"});
+        assert_eq!(
+            event(&v).unwrap_err().reason,
+            RejectReason::UnsupportedVersion
+        );
+        // An explicit build is a build.
+        let v = set(valid(), "type", json!("build"));
+        assert!(matches!(event(&v), Ok(Event::Build(_))));
+    }
+
+    #[test]
+    fn bad_deployments_and_requests_each_get_their_reason() {
+        use RejectReason::*;
+        let cases = [
+            (drop(deployment(), "commit"), MissingField),
+            (drop(deployment(), "environment"), MissingField),
+            (set(deployment(), "finished_at", Value::Null), MissingField),
+            (
+                set(deployment(), "status", json!("cancelled")),
+                InvalidField,
+            ),
+            (set(deployment(), "environment", json!("  ")), InvalidField),
+            (
+                set(deployment(), "environment", json!("prod\u{7}")),
+                InvalidField,
+            ),
+            (set(deployment(), "commit", json!("")), InvalidField),
+            (
+                set(deployment(), "correlation_ids", json!("PAY-1")),
+                InvalidField,
+            ),
+            (
+                set(deployment(), "correlation_ids", json!([""])),
+                InvalidField,
+            ),
+            (
+                set(deployment(), "correlation_ids", json!([1])),
+                InvalidField,
+            ),
+            (
+                set(deployment(), "correlation_ids", json!(vec!["A-1"; 101])),
+                InvalidField,
+            ),
+            (
+                set(deployment(), "started_at", json!("2026-11-02T10:06:00Z")),
+                InvalidTimestamp,
+            ),
+            (
+                set(deployment(), "finished_at", json!("2026-11-02T13:00:01Z")),
+                InvalidTimestamp,
+            ),
+            (
+                set(deployment(), "finished_at", json!("yesterday")),
+                InvalidTimestamp,
+            ),
+            (drop(request(), "correlation_id"), MissingField),
+            (drop(request(), "requested_at"), MissingField),
+            (
+                set(request(), "correlation_id", json!("x".repeat(257))),
+                InvalidField,
+            ),
+            (set(request(), "team", json!(" ")), InvalidField),
+            (
+                set(request(), "requested_at", json!("2026-11-02T13:00:01Z")),
+                InvalidTimestamp,
+            ),
+        ];
+        for (v, expected) in cases {
+            assert_eq!(event(&v).err().map(|r| r.reason), Some(expected), "{v}");
+        }
+        assert!(event(&set(
+            deployment(),
+            "correlation_ids",
+            json!(vec!["A-1"; 100])
+        ))
+        .is_ok());
+    }
+
+    #[test]
+    fn events_older_than_the_retention_are_invalid_timestamps_for_every_kind() {
+        let d = Decoder::new(
+            DEFAULT_MAX_EVENT_BYTES,
+            Pseudonymiser::new(b"k").unwrap(),
+            Classifier::builtin().unwrap(),
+        )
+        .with_retention_days(20);
+        let old = "2026-10-01T00:00:00Z";
+        for v in [
+            set(drop(deployment(), "started_at"), "finished_at", json!(old)),
+            set(request(), "requested_at", json!(old)),
+        ] {
+            let r = d.decode(v.to_string().as_bytes(), now()).unwrap_err();
+            assert_eq!(r.reason, RejectReason::InvalidTimestamp);
+            assert!(r.detail.contains("retention"), "{}", r.detail);
+        }
+        assert!(d.decode(request().to_string().as_bytes(), now()).is_ok());
+    }
+
+    #[test]
+    fn builds_carry_their_request_ids_and_never_their_change_title() {
+        let v = set(
+            set(
+                set(valid(), "branch", json!("feature/PAY-123-fix")),
+                "change_title",
+                json!("[OPS-7] Fix\n\tthe cart (abcXPAY-1, pay-12)"),
+            ),
+            "correlation_id",
+            json!("pay-bulk"),
+        );
+        let row = decode(&v).unwrap();
+        assert_eq!(row.request_ids, ["OPS-7", "PAY-123", "pay-bulk"]);
+        assert!(!format!("{row:?}").contains("Fix"));
+        assert_eq!(
+            reason(&with("change_title", json!("x".repeat(1025)))),
+            Some(RejectReason::InvalidField)
+        );
+        assert_eq!(
+            reason(&with("change_title", json!(""))),
+            Some(RejectReason::InvalidField)
+        );
+        assert!(decode(&with("change_title", json!("x".repeat(1024)))).is_ok());
+    }
 }

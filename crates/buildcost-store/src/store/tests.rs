@@ -17,7 +17,13 @@ pub(crate) fn batch(ids: &[&str]) -> RecordBatch {
             "repository":"r","team":"t","author":"Some Body","started_at":"2026-11-02T10:00:00Z",
             "finished_at":"2026-11-02T10:01:00Z","status":"success","runner_class":"small"}}"#
         );
-        b.append(&decoder.decode(event.as_bytes(), now).unwrap());
+        b.append(
+            &decoder
+                .decode(event.as_bytes(), now)
+                .unwrap()
+                .into_build()
+                .unwrap(),
+        );
     }
     b.finish().unwrap()
 }
