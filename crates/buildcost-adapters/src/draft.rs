@@ -39,6 +39,8 @@ pub(crate) struct Draft {
     pub log_excerpt: Option<String>,
     pub attempt: Option<u64>,
     pub correlation_id: Option<String>,
+    /// The PR title or head commit subject (request ids are found in it at ingest).
+    pub change_title: Option<String>,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -118,6 +120,10 @@ impl Draft {
             runner_class,
             attempt: self.attempt,
             correlation_id: self.correlation_id,
+            change_title: self
+                .change_title
+                .map(|t| first_line(&t))
+                .filter(|t| !t.is_empty()),
             labels: self.labels,
         }])
     }
@@ -145,4 +151,15 @@ impl Draft {
             partial,
         })
     }
+}
+
+/// The first line of a title or commit message, at most [`buildcost_model::MAX_CHANGE_TITLE_BYTES`]
+/// bytes (cut at a character boundary).
+pub(crate) fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default().trim();
+    let mut end = line.len().min(buildcost_model::MAX_CHANGE_TITLE_BYTES);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    line[..end].to_owned()
 }

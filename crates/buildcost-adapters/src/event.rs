@@ -42,6 +42,10 @@ pub struct BuildEvent {
     pub attempt: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
+    /// The PR title or head commit subject: request ids are found in it at ingest; never
+    /// stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_title: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 }

@@ -14,7 +14,6 @@
 //! | `failure_stage` | the first failed step's name (see `stage_hint`) | — |
 //! | `runner_class` | `labels` (a `runner` rule also sees `runner_group_name`, `runner_name`) | `[[mapping]]` only |
 //! | `attempt` | `run_attempt` | the same |
-//! | `correlation_id` | `run_id` | — |
 //! | `team`, `product` | repository custom properties `team`, `product`, else `[[mapping]]` | the same |
 
 use buildcost_model::RejectReason;
@@ -123,7 +122,7 @@ fn job(n: &Normaliser, v: &Value) -> Result<Normalised, Rejected> {
         finished_at: required_time(v, "/workflow_job/completed_at")?,
         status,
         attempt: Some(attempt),
-        correlation_id: text(v, "/workflow_job/run_id"),
+        // A run id is a CI run number, not a business request: no correlation id.
         repository,
         ..Draft::default()
     };

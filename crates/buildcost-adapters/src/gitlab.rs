@@ -14,7 +14,7 @@
 //! | `failure_category`, `failure_stage` | `build_failure_reason`, `build_stage` (see [`failure`]) | the first failed job's |
 //! | `runner_class` | `runner.tags`, `runner.description` | the jobs' runner tags |
 //! | `attempt` | `retries_count + 1` | — |
-//! | `correlation_id` | `pipeline_id` | — |
+//! | `change_title` | `commit.message` (first line) | `commit.message` (first line) |
 
 use std::collections::BTreeSet;
 
@@ -168,7 +168,8 @@ fn job(n: &Normaliser, v: &Value) -> Result<Normalised, Rejected> {
             .get("retries_count")
             .and_then(Value::as_u64)
             .map(|r| r + 1),
-        correlation_id: text(v, "/pipeline_id"),
+        // A pipeline id is a CI run number, not a business request: no correlation id.
+        change_title: text(v, "/commit/message").filter(|m| !m.trim().is_empty()),
         repository,
         ..Draft::default()
     };
@@ -242,6 +243,7 @@ fn pipeline(n: &Normaliser, v: &Value) -> Result<Normalised, Rejected> {
         runners: runners.into_iter().collect(),
         branch: text(v, "/object_attributes/ref").filter(|_| !tag),
         commit: text(v, "/object_attributes/sha"),
+        change_title: text(v, "/commit/message").filter(|m| !m.trim().is_empty()),
         trigger: text(v, "/object_attributes/source").map(|s| trigger(&s)),
         author: text(v, "/user/username"),
         queued_at: created_at,

@@ -188,7 +188,8 @@ fn github_workflow_jobs_become_builds() {
     );
     assert_eq!(
         (failed.attempt, failed.correlation_id.as_deref()),
-        (Some(1), Some("2202229078"))
+        (Some(1), None),
+        "a run id is not a business correlation id"
     );
     assert_eq!(
         failed.labels["github.failed_step"],
@@ -370,7 +371,11 @@ fn gitlab_jobs_become_builds() {
     assert_eq!(e.finished_at, "2023-01-10T13:50:54Z");
     assert_eq!(e.branch.as_deref(), Some("main"));
     assert_eq!(e.author.as_deref(), Some("jsmithy2"));
-    assert_eq!(e.correlation_id.as_deref(), Some("743121198"));
+    assert_eq!(
+        e.correlation_id, None,
+        "a pipeline id is not a business correlation id"
+    );
+    assert!(e.change_title.as_deref().is_some_and(|t| !t.contains('\n')));
 
     let created = ignored(&n, Format::Gitlab, &fixture("gitlab/build.json"));
     assert!(created.contains("created"), "{created}");

@@ -405,6 +405,8 @@ pub struct Generate {
     pub duplicate_ratio: f64,
     /// RFC 3339 end of the workload.
     pub end: String,
+    /// Business requests and deployments too (`false`: `--no-deliveries`, builds only).
+    pub deliveries: bool,
 }
 
 /// Runs `buildcost generate` into `dir/events.ndjson` (and `dir/teams.csv`); returns the path.
@@ -419,6 +421,7 @@ pub fn generate(dir: &Path, g: &Generate) -> PathBuf {
             .args(["--invalid-ratio", &g.invalid_ratio.to_string()])
             .args(["--duplicate-ratio", &g.duplicate_ratio.to_string()])
             .args(["--end", &g.end])
+            .args((!g.deliveries).then_some("--no-deliveries"))
             .arg("--out")
             .arg(&events)
             .arg("--teams-file")
@@ -475,6 +478,7 @@ pub fn assert_bounded_labels(text: &str, teams: &std::collections::BTreeSet<Stri
         "partition",
         "version",
         "role",
+        "quantile",
     ];
     let mut values: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for line in text

@@ -201,6 +201,7 @@ fn every_dashboard_query_and_rule_returns_data_in_a_real_prometheus() {
             invalid_ratio: 0.02,
             duplicate_ratio: 0.01,
             end: now.to_rfc3339(),
+            deliveries: true,
         },
     );
     let lines = lines_of(&events);

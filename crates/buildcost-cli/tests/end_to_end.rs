@@ -31,6 +31,7 @@ fn workload(seed: u64, days: u32, per_day: u32) -> Workload {
             invalid_ratio: 0.03,
             duplicate_ratio: 0.02,
             end: at.clone(),
+            deliveries: true,
         },
     );
     Workload {
@@ -71,8 +72,14 @@ fn metrics(w: &Workload) -> String {
 fn generated_workload_matches_the_reference_implementation() {
     let w = workload(7, 35, 400);
     let (summary, ingest_log) = ingest(&w);
-    let accepted = summary["accepted"].as_u64().unwrap();
-    assert_eq!(accepted, 35 * 400, "{summary}");
+    let builds = summary["accepted_by_kind"]["build"].as_u64().unwrap();
+    assert_eq!(builds, 35 * 400, "{summary}");
+    for kind in ["deployment", "request"] {
+        assert!(
+            summary["accepted_by_kind"][kind].as_u64().unwrap() > 100,
+            "{summary}"
+        );
+    }
     for reason in [
         "too_large",
         "invalid_json",
@@ -94,6 +101,16 @@ fn generated_workload_matches_the_reference_implementation() {
 
     // Deterministic: the same store and instant give the same bytes.
     assert_eq!(metrics(&w), text);
+    // The workload delivers: the reference below checks the delivery series too (SPEC 12).
+    for family in [
+        "buildcost_product_deployments{",
+        "buildcost_product_request_lead_time_seconds{",
+        "buildcost_org_request_lead_time_seconds_count{",
+        "buildcost_team_orphan_repositories{",
+        "buildcost_org_orphan_repository_cost_euros ",
+    ] {
+        assert!(text.contains(family), "no {family} in the metrics");
+    }
 
     if let Some(python) = python_with(&[]) {
         let out = std::process::Command::new(python)
@@ -136,7 +153,7 @@ fn generated_workload_matches_the_reference_implementation() {
             .arg(reference_dir().join("read_store.py"))
             .arg(w.dir.path().join("store"))
             .arg(&w.events)
-            .arg(accepted.to_string())
+            .arg(builds.to_string())
             .output()
             .unwrap();
         assert!(
@@ -217,8 +234,8 @@ fn a_second_ingest_of_the_same_events_stores_nothing_twice() {
         "json",
     ]));
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(rows[0]["n"], first["accepted"]);
-    assert_eq!(rows[0]["d"], first["accepted"]);
+    assert_eq!(rows[0]["n"], first["accepted_by_kind"]["build"]);
+    assert_eq!(rows[0]["d"], first["accepted_by_kind"]["build"]);
 }
 
 #[test]
@@ -486,6 +503,7 @@ fn weekly_reports_match_the_reference_implementation_and_name_no_person() {
             invalid_ratio: 0.02,
             duplicate_ratio: 0.01,
             end: end.into(),
+            deliveries: true,
         },
     );
     run_ok(

@@ -170,6 +170,7 @@ fn the_focus_export_passes_the_validator_and_adds_up_to_the_gauges() {
             invalid_ratio: 0.0,
             duplicate_ratio: 0.02,
             end: at.to_rfc3339(),
+            deliveries: true,
         },
     );
     let config = write_config(dir.path(), "");

@@ -54,6 +54,7 @@ fn workload(days: u32, per_day: u32) -> Workload {
             invalid_ratio: 0.03,
             duplicate_ratio: 0.02,
             end: at.clone(),
+            deliveries: false,
         },
     );
     let lines = lines_of(&events).len();
@@ -595,6 +596,7 @@ fn crash_campaign(bootstrap: &str, produce: impl Fn(&Path)) {
             invalid_ratio: 0.03,
             duplicate_ratio: 0.0,
             end: at.clone(),
+            deliveries: false,
         },
     );
     let lines = lines_of(&events).len();

@@ -160,23 +160,9 @@ pub fn business_registry(snapshot: &Snapshot) -> Result<Registry> {
     if let Some(v) = snapshot.org.builds_per_developer_per_day() {
         bpd.with_label_values(&["28d"]).set(v);
     }
-    for family in crate::delivery::families(snapshot) {
-        if family.samples.is_empty() {
-            continue;
-        }
-        if family.labels.is_empty() {
-            let g = gauge(&r, family.name, family.help)?;
-            for (_, value) in &family.samples {
-                g.set(*value);
-            }
-            continue;
-        }
-        let g = gauge_vec(&r, family.name, family.help, family.labels)?;
-        for (values, value) in &family.samples {
-            let values: Vec<&str> = values.iter().map(String::as_str).collect();
-            g.with_label_values(&values).set(*value);
-        }
-    }
+    r.register(Box::new(crate::delivery::Fixed(crate::delivery::families(
+        snapshot,
+    ))))?;
     Ok(r)
 }
 
@@ -228,6 +214,8 @@ mod tests {
             deployments_failure: 1,
             requests_delivered: n / 2,
             lead_time: (n > 2).then_some((3600.5, 86400.0 / 7.0)),
+            lead_times: n,
+            lead_time_sum_s: 1e5 / 3.0,
             delivered_ci_cost_eur: n as f64 / 3.0,
         };
         let windows = BTreeMap::from([("7d".to_owned(), w(2)), ("28d".to_owned(), w(9))]);
@@ -250,6 +238,8 @@ mod tests {
                 window: "28d".into(),
                 p50: 1.5,
                 p90: 2.0,
+                count: 3,
+                sum_s: 5.5,
             }],
             team_orphans: vec![TeamOrphans {
                 team: "a".into(),
@@ -306,13 +296,15 @@ mod tests {
         assert_eq!(direct, registry);
         for family in [
             "buildcost_product_deployments{product=\"a\",status=\"failure\",window=\"28d\"} 1",
-            "buildcost_org_request_lead_time_seconds{quantile=\"0.5\",window=\"28d\"} 3600.5",
+            "buildcost_org_request_lead_time_seconds{window=\"28d\",quantile=\"0.5\"} 3600.5",
+            "buildcost_org_request_lead_time_seconds_count{window=\"28d\"} 9",
+            "# TYPE buildcost_team_request_lead_time_seconds summary",
             "buildcost_team_orphan_repository_cost_euros{product=\"p\",team=\"a\"} 0.30000000000000004",
             "buildcost_org_orphan_repository_cost_euros 7.25",
         ] {
             assert!(direct.contains(family), "{family} missing from\n{direct}");
         }
-        assert!(!direct.contains("lead_time_seconds{product=\"a\",quantile=\"0.5\",window=\"7d\"}"));
+        assert!(!direct.contains("lead_time_seconds{product=\"a\",window=\"7d\",quantile=\"0.5\"}"));
         let empty = Snapshot {
             at: chrono::Utc::now(),
             teams: vec![],

@@ -203,7 +203,6 @@ pub(crate) fn business(snapshot: &Snapshot) -> String {
         bpd.add(&["28d"], v);
     }
 
-    let delivery = crate::delivery::families(snapshot);
     let mut families = vec![
         team_cost,
         team_waste,
@@ -221,19 +220,34 @@ pub(crate) fn business(snapshot: &Snapshot) -> String {
         waste_ratio,
         bpd,
     ];
-    for d in &delivery {
-        let mut family = Family::new(d.name, d.help, d.labels);
-        for (values, value) in &d.samples {
-            let values: Vec<&str> = values.iter().map(String::as_str).collect();
-            family.add(&values, *value);
-        }
-        families.push(family);
-    }
     families.sort_by_key(|f| f.name);
     let lines: usize = families.iter().map(|f| f.samples.len()).sum();
+    // Each family's text by name; the delivery families (few series) through the crate's own
+    // encoder, so the registry's text and this one are the same bytes.
+    let mut texts: Vec<(String, String)> = families
+        .into_iter()
+        .map(|f| {
+            let mut text = String::with_capacity(f.samples.len() * 110);
+            let name = f.name.to_owned();
+            f.write(&mut text);
+            (name, text)
+        })
+        .collect();
+    let encoder = prometheus::TextEncoder::new();
+    for family in crate::delivery::families(snapshot) {
+        let mut text = String::new();
+        // Encoding a well-formed family into a String cannot fail.
+        if encoder
+            .encode_utf8(std::slice::from_ref(&family), &mut text)
+            .is_ok()
+        {
+            texts.push((family.name().to_owned(), text));
+        }
+    }
+    texts.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = String::with_capacity(lines * 110);
-    for f in families {
-        f.write(&mut out);
+    for (_, text) in texts {
+        out.push_str(&text);
     }
     out
 }

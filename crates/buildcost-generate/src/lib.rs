@@ -20,13 +20,15 @@
 //! };
 //! let mut out = Vec::new();
 //! let stats = Generator::new(config.clone()).write_events(&mut out)?;
-//! assert_eq!(stats.valid, 100);
+//! assert_eq!(stats.builds(), 100);
+//! assert!(stats.deployments > 0 && stats.requests > 0);
 //! let mut again = Vec::new();
 //! Generator::new(config).write_events(&mut again)?;
 //! assert_eq!(out, again);
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod delivery;
 mod model;
 mod org;
 

@@ -15,9 +15,21 @@ use crate::org::{build_org, GeneratorConfig, TeamSpec};
 /// Counts of what was generated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GenStats {
+    /// Valid events of every kind: builds, deployments and requests.
     pub valid: u64,
     pub duplicates: u64,
     pub invalid: u64,
+    /// Of `valid`: deployments (production and staging).
+    pub deployments: u64,
+    /// Of `valid`: request events.
+    pub requests: u64,
+}
+
+impl GenStats {
+    /// Valid builds.
+    pub fn builds(&self) -> u64 {
+        self.valid - self.deployments - self.requests
+    }
 }
 
 /// (toolchain, failure stage, category given by the CI system or None, log excerpt)
@@ -101,13 +113,15 @@ const RUNNERS: &[(&str, u32, f64)] = &[
 
 /// Produces the events of a [`GeneratorConfig`].
 pub struct Generator {
-    config: GeneratorConfig,
-    teams: Vec<TeamSpec>,
-    rng: ChaCha8Rng,
+    pub(crate) config: GeneratorConfig,
+    pub(crate) teams: Vec<TeamSpec>,
+    pub(crate) rng: ChaCha8Rng,
     next_id: u64,
     next_bad: usize,
     /// Recent events, for re-sent duplicates and same-commit rebuilds.
     recent: VecDeque<Value>,
+    /// Business requests and deployments.
+    pub(crate) delivery: crate::delivery::Delivery,
 }
 
 impl Generator {
@@ -122,6 +136,7 @@ impl Generator {
             next_id: 0,
             next_bad: 0,
             recent: VecDeque::new(),
+            delivery: crate::delivery::Delivery::default(),
         }
     }
 
@@ -222,9 +237,23 @@ impl Generator {
             let after = (acc / total * f64::from(n)).round() as u32;
             picks.extend(std::iter::repeat_n(i, (after - before) as usize));
         }
+        if self.config.deliveries {
+            for (at, request) in self.new_requests(&picks, end, span_ms) {
+                stats.valid += 1;
+                stats.requests += 1;
+                events.push((at, request.to_string()));
+            }
+        }
         for team in picks {
-            let (finished, event) = self.build(team, end, span_ms);
+            let (finished, mut event) = self.build(team, end, span_ms);
             stats.valid += 1;
+            if self.config.deliveries {
+                if let Some((at, deployment)) = self.deliver(team, &mut event, end) {
+                    stats.valid += 1;
+                    stats.deployments += 1;
+                    events.push((at, deployment.to_string()));
+                }
+            }
             events.push((finished, event.to_string()));
             self.recent.push_back(event);
             if self.recent.len() > 512 {
@@ -409,12 +438,6 @@ impl Generator {
             e.insert("trigger".into(), json!("retry"));
             e.insert("attempt".into(), json!(rng.random_range(2..4)));
         }
-        if rng.random_bool(0.2) {
-            e.insert(
-                "correlation_id".into(),
-                json!(format!("CHG-{}", rng.random_range(1000..9999))),
-            );
-        }
         e.insert(
             "labels".into(),
             json!({"env": "ci", "os": if rng.random_bool(0.8) { "linux" } else { "windows" }}),
@@ -507,7 +530,8 @@ mod tests {
     fn counts_add_up_and_every_line_is_one_message() {
         let mut out = Vec::new();
         let stats = Generator::new(config()).write_events(&mut out).unwrap();
-        assert_eq!(stats.valid, 1200);
+        assert_eq!(stats.builds(), 1200);
+        assert!(stats.deployments > 50 && stats.requests > 50, "{stats:?}");
         assert_eq!(stats.invalid, 60);
         assert_eq!(stats.duplicates, 24);
         let lines = out.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count() as u64;

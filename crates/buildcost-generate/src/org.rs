@@ -21,6 +21,10 @@ pub struct GeneratorConfig {
     pub invalid_ratio: f64,
     /// Share of extra messages that re-send an earlier event (same `event_id`).
     pub duplicate_ratio: f64,
+    /// Whether business requests and deployments come with the builds (spec section 12):
+    /// requests referenced by branches and change titles, production deployments of merged
+    /// commits, some repositories never deployed, some requests never delivered.
+    pub deliveries: bool,
 }
 
 impl Default for GeneratorConfig {
@@ -36,6 +40,7 @@ impl Default for GeneratorConfig {
                 .unwrap_or_default(),
             invalid_ratio: 0.0,
             duplicate_ratio: 0.0,
+            deliveries: true,
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Dead letters: every rejected message, with its reason, a detail and where it came from.
 //!
-//! The payload is kept so an operator can fix and replay it, but stripped of identity first:
-//! when it is a JSON object, `author` and `log_excerpt` are removed; when it is not JSON, its NUL
-//! bytes are dropped (so UTF-16 text reads as text), the value after any `author` or
-//! `log_excerpt` key is blanked — in any case, double-, single- or un-quoted, after `:` or `=` —
-//! and it is cut to [`MAX_DEAD_PAYLOAD_BYTES`].
+//! The payload is kept so an operator can fix and replay it, but stripped of identity and free
+//! text first ([`STRIPPED_FIELDS`]: `author`, `log_excerpt`, a build's `change_title`, a
+//! request's `title`, `description` and `reporter`): when it is a JSON object, those fields are
+//! removed; when it is not JSON, its NUL bytes are dropped (so UTF-16 text reads as text), the
+//! value after any of those keys is blanked — in any case, double-, single- or un-quoted, after
+//! `:` or `=` — and it is cut to [`MAX_DEAD_PAYLOAD_BYTES`].
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -22,7 +23,14 @@ use crate::{Error, Result};
 pub const MAX_DEAD_PAYLOAD_BYTES: usize = 64 * 1024;
 
 /// The fields removed from every dead-lettered payload.
-pub const STRIPPED_FIELDS: &[&str] = &["author", "log_excerpt"];
+pub const STRIPPED_FIELDS: &[&str] = &[
+    "author",
+    "log_excerpt",
+    "change_title",
+    "title",
+    "description",
+    "reporter",
+];
 
 /// Where a message came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,7 +66,7 @@ impl std::fmt::Display for Origin {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SafePayload {
-    /// A JSON object without `author` and `log_excerpt`.
+    /// A JSON object without the [`STRIPPED_FIELDS`].
     Json(Map<String, Value>),
     /// Anything else, as (lossy UTF-8) text with identity fields blanked, possibly cut.
     Text {
@@ -70,7 +78,8 @@ pub enum SafePayload {
 
 /// An identity key and what separates it from its value, in any case and quoting.
 static IDENTITY_KEY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)(author|log_excerpt)["']?\s*[:=]\s*"#).unwrap_or_else(|_| unreachable!())
+    Regex::new(r#"(?i)(author|log_excerpt|change_title|title|description|reporter)["']?\s*[:=]\s*"#)
+        .unwrap_or_else(|_| unreachable!())
 });
 
 /// Where the value starting at `text[start..]` ends: a quoted value at the first matching quote

@@ -21,7 +21,11 @@ pub enum Outcome {
 /// Counts of an ingest run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestSummary {
+    /// Accepted events of every kind.
     pub accepted: u64,
+    /// Of `accepted`: deployments and requests (the rest are builds).
+    pub accepted_deployments: u64,
+    pub accepted_requests: u64,
     pub duplicates: u64,
     pub rejected_by_reason: RejectCounts,
     /// Accepted builds whose runner class is not in the price table (priced at `pricing.default`).
@@ -59,6 +63,11 @@ impl IngestSummary {
             .collect();
         json!({
             "accepted": self.accepted,
+            "accepted_by_kind": {
+                "build": self.accepted - self.accepted_deployments - self.accepted_requests,
+                "deployment": self.accepted_deployments,
+                "request": self.accepted_requests,
+            },
             "rejected": self.rejected(),
             "duplicates": self.duplicates,
             "ignored": self.ignored,

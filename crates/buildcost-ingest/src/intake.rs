@@ -22,6 +22,8 @@ const MAX_DATED_REJECT_BYTES: usize = 1 << 20;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Counted {
     pub accepted: u64,
+    pub deployments: u64,
+    pub requests: u64,
     pub unpriced: u64,
     pub duplicates: u64,
     pub rejected: RejectCounts,
@@ -31,6 +33,8 @@ impl Counted {
     /// Adds these counts to `summary`.
     pub fn add_to(&self, summary: &mut IngestSummary) {
         summary.accepted += self.accepted;
+        summary.accepted_deployments += self.deployments;
+        summary.accepted_requests += self.requests;
         summary.unpriced += self.unpriced;
         summary.duplicates += self.duplicates;
         summary.rejected_by_reason.merge(&self.rejected);
@@ -74,14 +78,18 @@ impl Intake {
                     pending.counted.duplicates += 1;
                     return Ok(Outcome::Duplicate);
                 }
-                if let Event::Build(row) = &event {
-                    if self
-                        .priced
-                        .as_ref()
-                        .is_some_and(|classes| !classes.contains(&row.runner_class))
-                    {
-                        pending.counted.unpriced += 1;
+                match &event {
+                    Event::Build(row) => {
+                        if self
+                            .priced
+                            .as_ref()
+                            .is_some_and(|classes| !classes.contains(&row.runner_class))
+                        {
+                            pending.counted.unpriced += 1;
+                        }
                     }
+                    Event::Deployment(_) => pending.counted.deployments += 1,
+                    Event::Request(_) => pending.counted.requests += 1,
                 }
                 pending.counted.accepted += 1;
                 pending.rows.push(event);

@@ -227,6 +227,7 @@ mod tests {
                 end: Utc::now(),
                 invalid_ratio: 0.02,
                 duplicate_ratio: 0.02,
+                deliveries: true,
             });
         generator.for_each_line(
             &mut |l| lines.push(l.to_owned()),

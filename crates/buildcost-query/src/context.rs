@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, UInt32Array};
+use arrow::array::{
+    ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray, UInt32Array,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use buildcost_store::Store;
 use chrono::{DateTime, Duration, Utc};
@@ -247,6 +249,57 @@ impl BuildcostContext {
         ])
     }
 
+    /// Registers the delivery views (spec section 12): `deployments` (the stored rows, with
+    /// `production` from `delivery.production_environments`), `requests` and `repositories`
+    /// (rows of `figures`, the engine's delivery figures at this context's instant).
+    ///
+    /// # Errors
+    /// The store cannot be listed, or a table cannot be made (a bug).
+    pub async fn register_delivery(
+        &self,
+        store: &Store,
+        figures: &crate::DeliveryFigures,
+    ) -> Result<()> {
+        let files: Vec<String> = store
+            .list_table(buildcost_store::Table::Deployments)?
+            .iter()
+            .map(|f| store.file_url(f))
+            .collect();
+        let raw = stored_table(&files, buildcost_model::deployment_schema())?;
+        self.ctx.register_table("raw_deployments", raw)?;
+        let config = self.settings.delivery.clone();
+        self.ctx.register_udf(datafusion::logical_expr::create_udf(
+            "is_production",
+            vec![DataType::Utf8],
+            DataType::Boolean,
+            datafusion::logical_expr::Volatility::Immutable,
+            Arc::new(move |args| {
+                let a = datafusion::logical_expr::ColumnarValue::values_to_arrays(args)?;
+                let environments = a[0].as_string::<i32>();
+                let out: arrow::array::BooleanArray = environments
+                    .iter()
+                    .map(|e| e.map(|e| config.is_production(e)))
+                    .collect();
+                Ok(datafusion::logical_expr::ColumnarValue::Array(Arc::new(
+                    out,
+                )))
+            }),
+        ));
+        self.create_view(
+            "deployments",
+            "SELECT *, is_production(environment) AS production FROM raw_deployments \
+             WHERE finished_at < $at",
+        )
+        .await?;
+        self.ctx
+            .register_batch("requests", crate::delivery::requests_batch(figures)?)?;
+        self.ctx.register_batch(
+            "repositories",
+            crate::delivery::repositories_batch(figures)?,
+        )?;
+        Ok(())
+    }
+
     async fn create_view(&self, name: &str, template: &str) -> Result<()> {
         let frame = self.planned(template, &self.params()).await?;
         self.ctx.register_table(name, frame.into_view())?;
@@ -382,7 +435,11 @@ async fn raw_builds(store: &Store) -> Result<(Arc<dyn TableProvider>, Objects)> 
 /// The stored rows of `files` (absolute paths or object URLs) as a table (an empty one for
 /// no files).
 fn raw_files(files: &[String]) -> Result<Arc<dyn TableProvider>> {
-    let schema = buildcost_model::build_schema();
+    stored_table(files, buildcost_model::build_schema())
+}
+
+/// The rows of stored `files` of `schema` as a table (an empty one for no files).
+fn stored_table(files: &[String], schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
     if files.is_empty() {
         let empty = MemTable::try_new(schema.clone(), vec![vec![RecordBatch::new_empty(schema)]])?;
         return Ok(Arc::new(empty));

@@ -11,6 +11,13 @@
 pub(crate) mod read;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    UInt64Array,
+};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
 use buildcost_model::{DeliveryConfig, DeploymentStatus, Exact};
 use chrono::{DateTime, Duration, Utc};
@@ -75,6 +82,13 @@ pub(crate) struct Facts<'a> {
 /// The windows of the delivery gauges.
 pub const DELIVERY_WINDOWS: [(&str, i64); 2] = [("7d", 7), ("28d", 28)];
 
+/// How many values and their sum (added in ascending order, so the sum does not depend on the
+/// order the values came in).
+fn count_and_sum(values: &mut [f64]) -> (u64, f64) {
+    values.sort_by(f64::total_cmp);
+    (values.len() as u64, values.iter().sum())
+}
+
 /// p50 and p90 of a set of values (spec section 12): the median (the mean of the two middle
 /// values for an even count) and the ⌈0.9·n⌉-th value; `None` for no values.
 pub fn quantiles(values: &mut [f64]) -> Option<(f64, f64)> {
@@ -102,6 +116,9 @@ pub struct DeliveryWindow {
     /// p50, p90 of the lead times (seconds) of the requests delivered in the window that have
     /// a request event; `None` when there is none.
     pub lead_time: Option<(f64, f64)>,
+    /// How many lead times, and their sum in seconds (a summary's `_count` and `_sum`).
+    pub lead_times: u64,
+    pub lead_time_sum_s: f64,
     /// Σ CI cost of the requests delivered in the window.
     pub delivered_ci_cost_eur: f64,
 }
@@ -121,6 +138,8 @@ pub struct TeamLeadTime {
     pub window: String,
     pub p50: f64,
     pub p90: f64,
+    pub count: u64,
+    pub sum_s: f64,
 }
 
 /// A team's orphan repositories (only teams shown on their own).
@@ -328,13 +347,17 @@ pub(crate) fn figures(
             }
         }
         for (product, mut w) in product_w {
-            w.lead_time = product_leads.get_mut(&product).and_then(|l| quantiles(l));
+            if let Some(leads) = product_leads.get_mut(&product) {
+                w.lead_time = quantiles(leads);
+                (w.lead_times, w.lead_time_sum_s) = count_and_sum(leads);
+            }
             w.delivered_ci_cost_eur = product_cost.get(&product).map_or(0.0, |c| c.to_f64());
             if let Some(windows) = products.get_mut(&product) {
                 windows.insert(window.to_owned(), w);
             }
         }
         org_w.lead_time = quantiles(&mut org_leads);
+        (org_w.lead_times, org_w.lead_time_sum_s) = count_and_sum(&mut org_leads);
         org_w.delivered_ci_cost_eur = org_cost.to_f64();
         org.insert(window.to_owned(), org_w);
     }
@@ -352,12 +375,15 @@ pub(crate) fn figures(
             .into_iter()
             .filter(|((team, _, _), _)| shown_alone(team).is_some())
             .filter_map(|((team, product, window), mut leads)| {
+                let (count, sum_s) = count_and_sum(&mut leads);
                 quantiles(&mut leads).map(|(p50, p90)| TeamLeadTime {
                     team,
                     product,
                     window,
                     p50,
                     p90,
+                    count,
+                    sum_s,
                 })
             })
             .collect()
@@ -489,6 +515,94 @@ pub(crate) fn figures(
         requests: request_rows,
         repositories,
     }
+}
+
+/// The `requests` view's rows.
+///
+/// # Errors
+/// Only on a bug (columns and schema disagree).
+pub(crate) fn requests_batch(figures: &DeliveryFigures) -> crate::Result<RecordBatch> {
+    let r = &figures.requests;
+    let micros = |t: &DateTime<Utc>| t.timestamp_micros();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            r.iter().map(|x| &x.request_id),
+        )),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(r.iter().map(|x| micros(&x.requested_at)))
+                .with_timezone("UTC"),
+        ),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter(
+                r.iter().map(|x| x.delivered_at.as_ref().map(micros)),
+            )
+            .with_timezone("UTC"),
+        ),
+        Arc::new(Float64Array::from_iter(r.iter().map(|x| x.lead_time_s))),
+        Arc::new(UInt64Array::from_iter_values(r.iter().map(|x| x.builds))),
+        Arc::new(Float64Array::from_iter_values(
+            r.iter().map(|x| x.ci_cost_eur),
+        )),
+        Arc::new(StringArray::from_iter(r.iter().map(|x| x.team.as_deref()))),
+        Arc::new(StringArray::from_iter(
+            r.iter().map(|x| x.product.as_deref()),
+        )),
+    ];
+    let ts = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let schema = Schema::new(vec![
+        Field::new("request_id", DataType::Utf8, false),
+        Field::new("requested_at", ts(), false),
+        Field::new("delivered_at", ts(), true),
+        Field::new("lead_time_s", DataType::Float64, true),
+        Field::new("builds", DataType::UInt64, false),
+        Field::new("ci_cost_eur", DataType::Float64, false),
+        Field::new("team", DataType::Utf8, true),
+        Field::new("product", DataType::Utf8, true),
+    ]);
+    Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
+}
+
+/// The `repositories` view's rows.
+///
+/// # Errors
+/// Only on a bug (columns and schema disagree).
+pub(crate) fn repositories_batch(figures: &DeliveryFigures) -> crate::Result<RecordBatch> {
+    let r = &figures.repositories;
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            r.iter().map(|x| &x.repository),
+        )),
+        Arc::new(StringArray::from_iter(r.iter().map(|x| x.team.as_deref()))),
+        Arc::new(StringArray::from_iter(
+            r.iter().map(|x| x.product.as_deref()),
+        )),
+        Arc::new(UInt64Array::from_iter_values(
+            r.iter().map(|x| x.builds_28d),
+        )),
+        Arc::new(Float64Array::from_iter_values(r.iter().map(|x| x.cost_28d))),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter(
+                r.iter()
+                    .map(|x| x.last_production_deploy.map(|t| t.timestamp_micros())),
+            )
+            .with_timezone("UTC"),
+        ),
+        Arc::new(BooleanArray::from_iter(r.iter().map(|x| Some(x.orphan)))),
+    ];
+    let schema = Schema::new(vec![
+        Field::new("repository", DataType::Utf8, false),
+        Field::new("team", DataType::Utf8, true),
+        Field::new("product", DataType::Utf8, true),
+        Field::new("builds_28d", DataType::UInt64, false),
+        Field::new("cost_28d", DataType::Float64, false),
+        Field::new(
+            "last_production_deploy",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("orphan", DataType::Boolean, false),
+    ]);
+    Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
 }
 
 #[cfg(test)]

@@ -310,6 +310,7 @@ fn window(
     success: u64,
     failure: u64,
     delivered: u64,
+    leads: &[f64],
     lead: Option<(f64, f64)>,
     cost: f64,
 ) -> DeliveryWindow {
@@ -318,6 +319,8 @@ fn window(
         deployments_failure: failure,
         requests_delivered: delivered,
         lead_time: lead,
+        lead_times: leads.len() as u64,
+        lead_time_sum_s: leads.iter().sum(),
         delivered_ci_cost_eur: cost,
     }
 }
@@ -334,20 +337,34 @@ fn products_and_the_org_by_hand() {
     assert_eq!(products, ["p1", "p9"]);
     let p1 = &d.products[0].windows;
     // p1: dep-b and dep-e succeeded, dep-d failed in 28d; PAY-5 delivered, no request event.
-    assert_eq!(p1["28d"], window(2, 1, 1, None, 0.0));
-    assert_eq!(p1["7d"], window(1, 1, 0, None, 0.0));
+    assert_eq!(p1["28d"], window(2, 1, 1, &[], None, 0.0));
+    assert_eq!(p1["7d"], window(1, 1, 0, &[], None, 0.0));
     // p9: dep-a delivered PAY-1 (lead 20 days) and PAY-2 (asked for after: 0).
     let p9 = &d.products[1].windows;
     assert_eq!(
         p9["28d"],
-        window(1, 0, 2, Some((10.0 * DAY, 20.0 * DAY)), 1.5 + 2.0)
+        window(
+            1,
+            0,
+            2,
+            &[0.0, 20.0 * DAY],
+            Some((10.0 * DAY, 20.0 * DAY)),
+            1.5 + 2.0
+        )
     );
-    assert_eq!(p9["7d"], window(0, 0, 0, None, 0.0));
+    assert_eq!(p9["7d"], window(0, 0, 0, &[], None, 0.0));
     assert_eq!(
         d.org["28d"],
-        window(3, 1, 3, Some((10.0 * DAY, 20.0 * DAY)), 3.5)
+        window(
+            3,
+            1,
+            3,
+            &[0.0, 20.0 * DAY],
+            Some((10.0 * DAY, 20.0 * DAY)),
+            3.5
+        )
     );
-    assert_eq!(d.org["7d"], window(1, 1, 0, None, 0.0));
+    assert_eq!(d.org["7d"], window(1, 1, 0, &[], None, 0.0));
     assert!(d.team_lead_times.is_empty(), "team lead times are opt-in");
 }
 
@@ -356,7 +373,7 @@ fn team_lead_times_only_when_opted_in() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_fixture(dir.path());
     let d = figures(&store, true);
-    let leads: Vec<(String, String, String, f64, f64)> = d
+    let leads: Vec<(String, String, String, f64, f64, u64, f64)> = d
         .team_lead_times
         .iter()
         .map(|t| {
@@ -366,6 +383,8 @@ fn team_lead_times_only_when_opted_in() {
                 t.window.clone(),
                 t.p50,
                 t.p90,
+                t.count,
+                t.sum_s,
             )
         })
         .collect();
@@ -376,6 +395,8 @@ fn team_lead_times_only_when_opted_in() {
             "p9".into(),
             "28d".into(),
             10.0 * DAY,
+            20.0 * DAY,
+            2,
             20.0 * DAY
         )]
     );

@@ -387,14 +387,18 @@ impl Store {
         }
     }
 
-    /// How many stored rows carry each `event_id` (rows stored twice show up as 2): for checks
-    /// that nothing was stored twice.
+    /// How many stored rows of every table carry each `event_id` (rows stored twice show up as
+    /// 2; the kinds share one id space): for checks that nothing was stored twice.
     ///
     /// # Errors
     /// A file cannot be read; the error names it.
     pub fn event_id_counts(&self) -> Result<std::collections::HashMap<String, u32>> {
         let mut counts = std::collections::HashMap::new();
-        for file in self.list_files()? {
+        let mut files = Vec::new();
+        for table in Table::ALL {
+            files.extend(self.list_table(table)?);
+        }
+        for file in files {
             self.for_each_event_id(&file.key, |id| {
                 *counts.entry(id.to_owned()).or_insert(0) += 1;
             })?;

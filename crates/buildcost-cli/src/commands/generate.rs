@@ -31,6 +31,10 @@ pub struct Args {
     /// Extra re-sent duplicates, as a share of valid builds.
     #[arg(long, default_value_t = 0.0)]
     pub duplicate_ratio: f64,
+    /// Builds only: no business requests nor deployments (by default both come with the
+    /// builds, see docs/delivery.md).
+    #[arg(long)]
+    pub no_deliveries: bool,
     /// Write events here instead of standard output.
     #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -77,6 +81,7 @@ impl Args {
             end,
             invalid_ratio: self.invalid_ratio,
             duplicate_ratio: self.duplicate_ratio,
+            deliveries: !self.no_deliveries,
         })
     }
 }
@@ -116,6 +121,8 @@ pub fn run(config_path: Option<&std::path::Path>, args: Args) -> Result<()> {
     };
     tracing::info!(
         valid = stats.valid,
+        deployments = stats.deployments,
+        requests = stats.requests,
         duplicates = stats.duplicates,
         invalid = stats.invalid,
         "generated"

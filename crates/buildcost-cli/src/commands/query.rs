@@ -19,7 +19,9 @@ pub enum Format {
 #[command(
     after_help = "Views: builds (one row per distinct build, with cost_eur, waste_class, waste_owner, \
 duration_s), teams (team, product, developers, peer_group, listed), baseline (team, peer_group, cost_per_developer_eur, \
-zscore, expected_eur, lower_eur, upper_eur, status), raw_builds (as stored).\n\n\
+zscore, expected_eur, lower_eur, upper_eur, status), raw_builds (as stored), deployments (as stored, with production), \
+requests (request_id, requested_at, delivered_at, lead_time_s, builds, ci_cost_eur, team, product), repositories \
+(repository, team, product, builds_28d, cost_28d, last_production_deploy, orphan).\n\n\
 Example: buildcost query \"SELECT team, SUM(cost_eur) AS eur FROM builds GROUP BY team ORDER BY eur DESC LIMIT 10\""
 )]
 pub struct Args {
@@ -36,6 +38,17 @@ pub struct Args {
     /// changes); 1 gives the same figures to the last bit every time, as the gauges do.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub partitions: Option<u16>,
+}
+
+/// Whether the store holds any deployment or request.
+fn has_delivery_events(store: &buildcost_store::Store) -> Result<bool> {
+    use buildcost_store::Table;
+    for table in [Table::Deployments, Table::Requests] {
+        if !store.list_table(table)?.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Runs `buildcost query`.
@@ -58,6 +71,16 @@ pub fn run(config_path: Option<&Path>, args: Args) -> Result<()> {
             usize::from,
         );
         let ctx = BuildcostContext::open_parallel(&store, &settings, at, partitions).await?;
+        // The delivery views take the engine's figures at the same instant (one rule, one
+        // place); a store without deployments or requests has none to compute.
+        let delivery = if has_delivery_events(&store)? {
+            buildcost_query::Engine::new()
+                .snapshot_now(&store, &settings, at)?
+                .delivery
+        } else {
+            buildcost_query::DeliveryFigures::default()
+        };
+        ctx.register_delivery(&store, &delivery).await?;
         let batches = ctx.sql(&args.sql).await?;
         anyhow::Ok(render(&batches, format)?)
     })?;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An independent implementation of the buildcost contract (SPEC.md sections 2-8), in plain
+"""An independent implementation of the buildcost contract (SPEC.md sections 2-8 and 12), in plain
 Python with the standard library only, written from the spec rather than from the Rust code.
 
 It reads the same NDJSON events, configuration and teams file as `buildcost ingest` and
@@ -73,6 +73,13 @@ def validate(raw, max_bytes, now, rules):
     v = e.get("schema_version")
     if not is_number(v) or v != 1:
         raise Reject("unsupported_version")
+    kind = e.get("type")
+    if kind is not None and not (isinstance(kind, str) and kind in ("build", "deployment", "request")):
+        raise Reject("invalid_field")
+    if kind == "deployment":
+        return validate_deployment(e, now)
+    if kind == "request":
+        return validate_request(e, now)
     if any(e.get(f) is None for f in REQUIRED):
         raise Reject("missing_field")
 
@@ -137,7 +144,10 @@ def validate(raw, max_bytes, now, rules):
     sup = e.get("superseded")
     if sup is not None and not isinstance(sup, bool):
         raise Reject("invalid_field")
-    string("correlation_id", optional=True)
+    correlation_id = string("correlation_id", optional=True)
+    title = e.get("change_title")
+    if title is not None and (not isinstance(title, str) or title == "" or len(title.encode("utf-8")) > 1024):
+        raise Reject("invalid_field")
     labels = e.get("labels")
     if labels is not None and (not isinstance(labels, dict) or not all(isinstance(x, str) for x in labels.values())):
         raise Reject("invalid_field")
@@ -161,14 +171,203 @@ def validate(raw, max_bytes, now, rules):
         "started": started, "finished": finished, "status": status, "category": category,
         "superseded": bool(sup), "runner_class": e["runner_class"],
         "cpu_cores": numbers.get("cpu_cores"), "memory_gb": numbers.get("memory_gb"), "gpus": numbers.get("gpus"),
+        "kind": "build", "correlation_id": correlation_id, "branch": e.get("branch"), "change_title": title,
     }
+
+
+def name_of(e, f, optional=False):
+    """A name or id (SPEC 2): a non-empty string of at most 256 characters."""
+    x = e.get(f)
+    if x is None and optional:
+        return None
+    if not isinstance(x, str) or x == "" or len(x) > 256:
+        raise Reject("invalid_field")
+    return x
+
+
+def normal(x):
+    if x is None:
+        return None
+    x = x.strip().lower()
+    if not x:
+        raise Reject("invalid_field")
+    return x
+
+
+def validate_deployment(e, now):
+    """SPEC 12: a deployment; its author is ignored."""
+    required = ["event_id", "source", "repository", "commit", "environment", "team", "status", "finished_at"]
+    if any(e.get(f) is None for f in required):
+        raise Reject("missing_field")
+    for f in ["event_id", "source", "repository", "commit"]:
+        name_of(e, f)
+    environment = normal(name_of(e, "environment"))
+    team = normal(name_of(e, "team"))
+    product = normal(name_of(e, "product", optional=True)) or "unassigned"
+    status = e.get("status")
+    if status not in ("success", "failure"):
+        raise Reject("invalid_field")
+    ids = e.get("correlation_ids")
+    if ids is None:
+        ids = []
+    if not isinstance(ids, list) or len(ids) > 100 or not all(isinstance(i, str) and 1 <= len(i) <= 256 for i in ids):
+        raise Reject("invalid_field")
+    started = e.get("started_at")
+    if started is not None and (not isinstance(started, str) or started == ""):
+        raise Reject("invalid_field")
+    finished_text = e.get("finished_at")
+    if not isinstance(finished_text, str) or finished_text == "":
+        raise Reject("invalid_field")
+    finished = parse_time(finished_text)
+    if started is not None and parse_time(started) > finished:
+        raise Reject("invalid_timestamp")
+    if finished > now + timedelta(hours=1):
+        raise Reject("invalid_timestamp")
+    return {"kind": "deployment", "event_id": e["event_id"], "repository": e["repository"], "commit": e["commit"],
+            "environment": environment, "team": team, "product": product, "status": status,
+            "finished": finished, "ids": set(ids)}
+
+
+def validate_request(e, now):
+    """SPEC 12: a request; titles and reporters are ignored."""
+    if any(e.get(f) is None for f in ["event_id", "source", "correlation_id", "requested_at"]):
+        raise Reject("missing_field")
+    for f in ["event_id", "source", "correlation_id"]:
+        name_of(e, f)
+    normal(name_of(e, "team", optional=True))
+    normal(name_of(e, "product", optional=True))
+    t = e.get("requested_at")
+    if not isinstance(t, str) or t == "":
+        raise Reject("invalid_field")
+    requested = parse_time(t)
+    if requested > now + timedelta(hours=1):
+        raise Reject("invalid_timestamp")
+    return {"kind": "request", "event_id": e["event_id"], "id": e["correlation_id"], "requested": requested}
+
+
+def request_ids(build, pattern):
+    """SPEC 12: the correlation id plus whole-word matches in the branch and change title."""
+    ids = set()
+    if build["correlation_id"] is not None:
+        ids.add(build["correlation_id"])
+    for text in (build["branch"], build["change_title"]):
+        if isinstance(text, str):
+            ids.update(m.group(0) for m in re.finditer(r"\b(?:" + pattern + r")\b", text))
+    return ids
+
+
+def quantiles(values):
+    """p50 = median (even n: mean of the two middle values), p90 = the ceil(0.9 n)-th value."""
+    v = sorted(values)
+    n = len(v)
+    p50 = v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+    return p50, v[-(-9 * n // 10) - 1]
+
+
+def summary(put, name, labels, leads):
+    """A lead-time summary: p50 and p90, with `_count` and `_sum`."""
+    for q, v in zip(("0.5", "0.9"), quantiles(leads)):
+        put(name, {**labels, "quantile": q}, v)
+    put(name + "_count", labels, len(leads))
+    put(name + "_sum", labels, sum(sorted(leads)))
+
+
+def delivery_series(put, builds, delivery, config, at, info, row):
+    """Every gauge of SPEC 12 at `at`."""
+    d = config.get("delivery", {})
+    production_envs = {p.strip().lower() for p in d.get("production_environments", ["production", "prod"])}
+    by_team = d.get("lead_time_by_team", False)
+    orphan_days = d.get("orphan_after_days", 90)
+    deployments = [x for x in delivery if x["kind"] == "deployment" and x["finished"] < at]
+    requests = [x for x in delivery if x["kind"] == "request" and x["requested"] < at]
+    before = [b for b in builds if b["finished"] < at]
+    production = [x for x in deployments if x["environment"] in production_envs]
+    good = sorted((x for x in production if x["status"] == "success"), key=lambda x: (x["finished"], x["event_id"]))
+    by_commit = {}
+    for b in before:
+        if b["commit"] is not None and b["request_ids"]:
+            by_commit.setdefault((b["repository"], b["commit"]), []).append(b)
+    delivered = {}
+    for dep in good:
+        ids = set(dep["ids"])
+        for b in by_commit.get((dep["repository"], dep["commit"]), []):
+            if b["finished"] <= dep["finished"]:
+                ids |= b["request_ids"]
+        for r in ids:
+            delivered.setdefault(r, dep)
+    requested = {}
+    for r in requests:
+        requested[r["id"]] = min(requested.get(r["id"], r["requested"]), r["requested"])
+    ci_cost = {}
+    for b in before:
+        for r in b["request_ids"]:
+            ci_cost[r] = ci_cost.get(r, 0.0) + b["cost"]
+
+    def lead(r):
+        return max(0.0, (delivered[r]["finished"] - requested[r]).total_seconds())
+
+    products = {x["product"] for x in production if x["finished"] >= at - timedelta(days=28)}
+    for wname, days in [("7d", 7), ("28d", 28)]:
+        start = at - timedelta(days=days)
+        in_w = [x for x in production if x["finished"] >= start]
+        done = {r: dep for r, dep in delivered.items() if dep["finished"] >= start}
+        for p in products:
+            for status in ("success", "failure"):
+                put("buildcost_product_deployments", {"product": p, "window": wname, "status": status},
+                    sum(1 for x in in_w if x["product"] == p and x["status"] == status))
+            mine = [r for r, dep in done.items() if dep["product"] == p]
+            put("buildcost_product_requests_delivered", {"product": p, "window": wname}, len(mine))
+            put("buildcost_product_delivered_requests_ci_cost_euros", {"product": p, "window": wname},
+                sum(ci_cost.get(r, 0.0) for r in mine))
+            leads = [lead(r) for r in mine if r in requested]
+            if leads:
+                summary(put, "buildcost_product_request_lead_time_seconds", {"product": p, "window": wname}, leads)
+        if deployments:
+            for status in ("success", "failure"):
+                put("buildcost_org_deployments", {"window": wname, "status": status},
+                    sum(1 for x in in_w if x["status"] == status))
+        leads = [lead(r) for r in done if r in requested]
+        if leads:
+            summary(put, "buildcost_org_request_lead_time_seconds", {"window": wname}, leads)
+        if by_team:
+            teams = {}
+            for r, dep in done.items():
+                if r in requested:
+                    teams.setdefault((dep["team"], dep["product"]), []).append(lead(r))
+            for (t, p), leads in teams.items():
+                if t in info and row(t) == (t, info[t]["product"]):
+                    summary(put, "buildcost_team_request_lead_time_seconds", {"team": t, "product": p, "window": wname}, leads)
+    if not deployments:
+        return
+    w28 = [b for b in before if b["finished"] >= at - timedelta(days=28)]
+    since = at - timedelta(days=orphan_days)
+    org_cost = 0.0
+    orphans = {}
+    for repo in sorted({b["repository"] for b in w28}):
+        if any(x["repository"] == repo and x["finished"] >= since for x in good):
+            continue
+        mine = [b for b in w28 if b["repository"] == repo]
+        votes = {}
+        for b in mine:
+            votes[b["team"]] = votes.get(b["team"], 0) + 1
+        team = sorted(votes.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+        cost = sum(b["cost"] for b in mine)
+        org_cost += cost
+        if row(team) == (team, info[team]["product"]):
+            o = orphans.setdefault((team, info[team]["product"]), [0, 0.0])
+            o[0] += 1
+            o[1] += cost
+    for (t, p), (n, cost) in orphans.items():
+        put("buildcost_team_orphan_repositories", {"team": t, "product": p}, n)
+        put("buildcost_team_orphan_repository_cost_euros", {"team": t, "product": p}, cost)
+    put("buildcost_org_orphan_repository_cost_euros", {}, org_cost)
 
 
 def rejected_at(raw, now):
     """A rejected event counts in the week of its finished_at when that can be read, else now."""
     try:
         e = json.loads(raw)
-        t = e.get("finished_at") if isinstance(e, dict) else None
+        t = (e.get("finished_at") or e.get("requested_at")) if isinstance(e, dict) else None
         when = parse_time(t) if isinstance(t, str) else now
     except (ValueError, Reject, RecursionError):
         when = now
@@ -218,7 +417,7 @@ def waste_classes(builds):
         b["waste"] = w
 
 
-def compute(builds, config, teams_file, at):
+def compute(builds, config, teams_file, at, delivery=None):
     privacy = config.get("privacy", {})
     baseline = config.get("baseline", {})
     min_size = privacy.get("min_team_size", 5)
@@ -317,6 +516,8 @@ def compute(builds, config, teams_file, at):
         put("buildcost_team_expected_cost_euros", {**lab, "bound": "upper"}, n * math.exp(med + k * s))
         put("buildcost_team_deviation_zscore", {**lab, "peer_group": label}, z)
         put("buildcost_team_baseline_status", lab, 1 if z > k else (-1 if z < -k else 0))
+    if delivery is not None:
+        delivery_series(put, builds, delivery, config, at, info, row)
     return m
 
 
@@ -476,7 +677,7 @@ def main():
     now = datetime.now(timezone.utc)
 
     counts = {"accepted": 0, "duplicates": 0, **{r: 0 for r in REASONS}}
-    seen, builds, rejected = set(), [], []
+    seen, builds, rejected, delivery = set(), [], [], []
     with open(a.events, "rb") as f:
         for raw in f:
             raw = raw.rstrip(b"\r\n")
@@ -493,13 +694,16 @@ def main():
                 continue
             seen.add(b["event_id"])
             counts["accepted"] += 1
-            builds.append(b)
+            (builds if b["kind"] == "build" else delivery).append(b)
     pricing = config.get("pricing", {})
     for b in builds:
         b["cost"] = price_of(b, pricing)
     waste_classes(builds)
+    pattern = config.get("delivery", {}).get("request_id_pattern", "[A-Z][A-Z0-9]+-[0-9]+")
+    for b in builds:
+        b["request_ids"] = request_ids(b, pattern)
     at = datetime.fromisoformat(a.at.replace("Z", "+00:00")).astimezone(timezone.utc)
-    expected = compute(builds, config, teams_file, at)
+    expected = compute(builds, config, teams_file, at, delivery)
     problems = []
     got = {}
     if a.metrics:

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Reads a buildcost store with DuckDB, an independent Parquet reader, and checks that every
-accepted event is there exactly once and that no raw identity is in any file.
+accepted build is there exactly once, that the deployments and requests tables read too, and
+that no raw identity (nor a request's title or reporter) is in any file.
 
     read_store.py STORE_DIR EVENTS.ndjson EXPECTED_ROWS
 
@@ -31,7 +32,22 @@ def main():
     dump = con.execute(f"SELECT * FROM read_parquet('{store}/date=*/*.parquet')").fetchall()
     flat = "\n".join(repr(r).lower() for r in dump)
     leaked = sorted(a for a in authors if a in flat)
+    problems_early = []
     problems = []
+    import glob
+    import os
+    kinds = {}
+    for table in ("deployments", "requests"):
+        pattern = f"{store}/{table}/date=*/*.parquet"
+        if not glob.glob(pattern):
+            continue
+        kinds[table] = con.execute(f"SELECT COUNT(DISTINCT event_id) FROM read_parquet('{pattern}')").fetchone()[0]
+        cols = [c[0] for c in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{pattern}')").fetchall()]
+        for forbidden in ("author", "title", "reporter", "description"):
+            if forbidden in cols:
+                problems_early.append(f"column `{forbidden}` is stored in {table}")
+        rows_text = "\n".join(repr(r).lower() for r in con.execute(f"SELECT * FROM read_parquet('{pattern}')").fetchall())
+        leaked += sorted(a for a in authors if a in rows_text)
     if rows != expected or distinct != expected:
         problems.append(f"expected {expected} rows, found {rows} rows with {distinct} distinct event ids")
     for forbidden in ("author", "log_excerpt"):
@@ -39,7 +55,7 @@ def main():
             problems.append(f"column `{forbidden}` is stored")
     if leaked:
         problems.append(f"{len(leaked)} raw authors found in the Parquet files")
-    print(json.dumps({"rows": rows, "distinct_event_ids": distinct, "authors_checked": len(authors), "leaked": len(leaked)}))
+    print(json.dumps({"rows": rows, "distinct_event_ids": distinct, "authors_checked": len(authors), "leaked": len(leaked), **kinds}))
     for p in problems:
         print(p)
     return 1 if problems else 0

@@ -164,6 +164,68 @@ add("negative duration", "invalid_timestamp", js(ev(started_at="2026-11-01T11:00
 add("longer than 7 days", "invalid_timestamp", js(ev(started_at="2026-10-20T10:00:00Z")))
 add("queued after it started", "invalid_timestamp", js(ev(queued_at="2026-11-01T10:05:00Z")))
 add("other offsets, same instant order", "accepted", js(ev(started_at="2026-11-01T12:00:00+02:00", finished_at="2026-11-01T10:30:00Z")))
+# Deployments and requests (SPEC section 12): the same reasons, the author dropped.
+DEPLOYMENT = {
+    "schema_version": 1, "type": "deployment", "source": "argocd", "repository": "acme/r",
+    "commit": "9f2c1e0", "environment": "Production", "team": "payments", "status": "success",
+    "finished_at": "2026-11-01T10:30:00Z", "author": "Hostile Person", "correlation_ids": ["PAY-1"],
+}
+REQUEST = {
+    "schema_version": 1, "type": "request", "source": "jira", "correlation_id": "PAY-1",
+    "requested_at": "2026-10-01T10:30:00Z", "reporter": "Hostile Person",
+    "title": "Hostile Person wants it",
+}
+
+
+def dep(**changes):
+    e = ev(**{k: v for k, v in DEPLOYMENT.items()})
+    for k in ("build_id", "pipeline", "started_at", "runner_class", "log_excerpt"):
+        e.pop(k, None)
+    e["status"] = DEPLOYMENT["status"]
+    for k, v in changes.items():
+        if v is DROP:
+            e.pop(k, None)
+        else:
+            e[k] = v
+    return e
+
+
+def req(**changes):
+    e = dep(**{k: DROP for k in ("repository", "commit", "environment", "team", "status", "finished_at", "correlation_ids")})
+    e.update({k: v for k, v in REQUEST.items() if k not in e})
+    e["type"] = "request"
+    e["source"] = "jira"
+    for k, v in changes.items():
+        if v is DROP:
+            e.pop(k, None)
+        else:
+            e[k] = v
+    return e
+
+
+add("a deployment", "accepted", js(dep()))
+add("a request", "accepted", js(req()))
+add("type null is a build", "accepted", js(ev(type=None)))
+add("type of another kind", "invalid_field", js(ev(type="release")))
+add("type a number, nothing else", "invalid_field", js({"schema_version": 1, "type": 7}))
+add("type in upper case", "invalid_field", js(dep(type="Deployment")))
+add("deployment without a commit", "missing_field", js(dep(commit=DROP)))
+add("deployment with a null environment", "missing_field", js(dep(environment=None)))
+add("deployment status of a build", "invalid_field", js(dep(status="cancelled")))
+add("deployment environment blank", "invalid_field", js(dep(environment=" \t ")))
+add("deployment environment with a control character", "invalid_field", js(dep(environment="prod\u0000")))
+add("deployment correlation_ids not an array", "invalid_field", js(dep(correlation_ids="PAY-1")))
+add("deployment correlation_ids of 101", "invalid_field", js(dep(correlation_ids=[f"PAY-{i}" for i in range(101)])))
+add("deployment correlation id empty", "invalid_field", js(dep(correlation_ids=[""])))
+add("deployment started after it finished", "invalid_timestamp", js(dep(started_at="2026-11-01T11:00:00Z")))
+add("deployment older than the retention", "invalid_timestamp", js(dep(finished_at="2001-01-01T00:00:00Z")))
+add("deployment in year 9999", "invalid_timestamp", js(dep(finished_at="9999-12-31T23:59:59Z")))
+add("request without its id", "missing_field", js(req(correlation_id=DROP)))
+add("request id of 257 characters", "invalid_field", js(req(correlation_id="P" * 257)))
+add("request older than the retention", "invalid_timestamp", js(req(requested_at="2001-01-01T00:00:00Z")))
+add("request asked for in the future", "invalid_timestamp", js(req(requested_at="9999-01-01T00:00:00Z")))
+add("change title of 1 KiB and one byte", "invalid_field", js(ev(change_title="x" * 1025)))
+add("change title with newlines", "accepted", js(ev(change_title="[PAY-9] fix\n\tthe cart")))
 
 if len(sys.argv) == 3 and sys.argv[1] == "--seeds":
     os.makedirs(sys.argv[2], exist_ok=True)
