@@ -62,7 +62,7 @@ fn status(outcome: &str) -> Result<&'static str, Rejected> {
 }
 
 /// `/apis/tekton.dev/v1/namespaces/ci/pipelineruns/x` → `ci`.
-fn namespace_in(source: &str) -> Option<String> {
+pub(crate) fn namespace_in(source: &str) -> Option<String> {
     let mut parts = source.split('/');
     parts.find(|p| *p == "namespaces")?;
     parts.next().filter(|ns| !ns.is_empty()).map(str::to_owned)
@@ -79,6 +79,16 @@ fn run(n: &Normaliser, e: &Value) -> Result<Normalised, Rejected> {
         parts.next().unwrap_or_default(),
         parts.next().unwrap_or_default(),
     );
+    if subject == "service" && (predicate == "deployed" || predicate == "upgraded") {
+        if !version.starts_with("0.") {
+            return Err(Rejected::new(
+                RejectReason::UnsupportedVersion,
+                format!("context.type: event version `{version}` (this build reads 0.x)"),
+            ));
+        }
+        let source = required(e, "/context/source")?;
+        return crate::deployment::cdevents(n, e, source);
+    }
     if subject != "pipelinerun" && subject != "taskrun" {
         return Ok(Normalised::Ignored(format!(
             "type `{kind}`: not a pipeline run or task run"

@@ -1,4 +1,5 @@
-//! GitHub Actions: `workflow_job` and `workflow_run` webhooks (`action: completed`).
+//! GitHub Actions: `workflow_job` and `workflow_run` webhooks (`action: completed`); a
+//! `deployment_status` webhook is a deployment ([`crate::deployment`]).
 //!
 //! | build event | `workflow_job` | `workflow_run` |
 //! | --- | --- | --- |
@@ -29,6 +30,8 @@ pub(crate) fn normalise(n: &Normaliser, v: &Value) -> Normalised {
         job(n, v)
     } else if v.get("workflow_run").is_some() {
         run(n, v)
+    } else if v.get("deployment_status").is_some() {
+        crate::deployment::github(n, v)
     } else if v.get("zen").is_some() || v.get("hook_id").is_some() {
         Ok(Normalised::Ignored("ping".into()))
     } else {

@@ -31,6 +31,7 @@ pub(crate) fn normalise(n: &Normaliser, v: &Value) -> Normalised {
     let result = match text(v, "/object_kind").as_deref() {
         Some("build") => job(n, v),
         Some("pipeline") => pipeline(n, v),
+        Some("deployment") => crate::deployment::gitlab(n, v),
         Some(other) => Ok(Normalised::Ignored(format!(
             "object_kind `{other}` is not a build (enable Job events only)"
         ))),

@@ -44,6 +44,7 @@
 
 mod cdevents;
 pub mod config;
+mod deployment;
 mod draft;
 mod event;
 mod github;
@@ -60,6 +61,7 @@ use chrono::{DateTime, Utc};
 pub use config::{glob, IntegrationsConfig, MappingRule};
 use serde_json::Value;
 
+pub use deployment::DeploymentEvent;
 pub use event::BuildEvent;
 pub use mapping::Mapper;
 
@@ -115,10 +117,29 @@ impl std::str::FromStr for Format {
 pub enum Normalised {
     /// Build events (most payloads give one).
     Events(Vec<BuildEvent>),
+    /// A finished deployment (spec section 12).
+    Deployment(DeploymentEvent),
     /// Not a finished build at the configured level; the text says why.
     Ignored(String),
     /// A build that cannot become a valid event.
     Rejected(Rejected),
+}
+
+impl Normalised {
+    /// The messages to produce, `(event id, JSON)`, for events and deployments; `None` for an
+    /// ignored or rejected payload.
+    pub fn messages(&self) -> Option<Vec<(String, Vec<u8>)>> {
+        match self {
+            Normalised::Events(events) => Some(
+                events
+                    .iter()
+                    .map(|e| (e.event_id.clone(), e.to_json_bytes()))
+                    .collect(),
+            ),
+            Normalised::Deployment(d) => Some(vec![(d.event_id.clone(), d.to_json_bytes())]),
+            Normalised::Ignored(_) | Normalised::Rejected(_) => None,
+        }
+    }
 }
 
 /// A rejected native payload.

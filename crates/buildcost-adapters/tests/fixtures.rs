@@ -795,3 +795,120 @@ fn every_event_is_valid_and_carries_no_person() {
     }
     assert!(seen >= 10, "only {seen} events from the fixtures");
 }
+
+/// Deployments from each CI/CD system (spec section 12): what the deployment event says, no
+/// person in it, and the decoder takes it as a deployment.
+#[test]
+fn deployments_are_read_from_github_gitlab_and_cdevents() {
+    use buildcost_adapters::DeploymentEvent;
+    let n = Normaliser::new(&config(
+        "[[mapping]]\nrepository = \"Codertocat/*\"\nteam = \"hello\"\n[[mapping]]\nnamespace = \"acme\"\nteam = \"shop\"\n[[mapping]]\nrepository = \"myapp\"\nteam = \"apps\"",
+    ))
+    .unwrap();
+    let deployment = |format: Format, file: &str| -> DeploymentEvent {
+        match n.normalise(format, &fixture(file)) {
+            Normalised::Deployment(d) => d,
+            other => panic!("{file}: expected a deployment, got {other:?}"),
+        }
+    };
+    let gh = deployment(Format::Github, "own/github-deployment-status.json");
+    assert_eq!(
+        (
+            gh.repository.as_str(),
+            gh.commit.as_str(),
+            gh.environment.as_str(),
+            gh.status
+        ),
+        (
+            "Codertocat/Hello-World",
+            "f95f852bd8fca8fcc58a9a2d6c842781e32a215e",
+            "production",
+            "success"
+        )
+    );
+    assert_eq!(
+        (gh.team.as_str(), gh.finished_at.as_str()),
+        ("hello", "2019-05-15T15:20:55Z")
+    );
+    assert_eq!(
+        gh.event_id,
+        "github:deployment:Codertocat/Hello-World:209916254"
+    );
+    let gl = deployment(Format::Gitlab, "own/gitlab-deployment.json");
+    assert_eq!(
+        (
+            gl.repository.as_str(),
+            gl.commit.as_str(),
+            gl.team.as_str(),
+            gl.finished_at.as_str()
+        ),
+        (
+            "acme/checkout",
+            "279484c09fbe69ededfced8c1bb6e6d24616b468",
+            "shop",
+            "2026-11-02T09:04:10Z"
+        )
+    );
+    let cd = deployment(Format::Cdevents, "own/service-deployed-argocd.json");
+    assert_eq!(
+        (
+            cd.repository.as_str(),
+            cd.team.as_str(),
+            cd.product.as_deref(),
+            cd.correlation_ids.as_slice()
+        ),
+        (
+            "acme/checkout",
+            "payments",
+            Some("checkout"),
+            &["PAY-123".to_owned()][..]
+        )
+    );
+    let spec = deployment(Format::Cdevents, "cdevents/service_deployed.json");
+    assert_eq!(
+        (
+            spec.repository.as_str(),
+            spec.environment.as_str(),
+            spec.team.as_str()
+        ),
+        ("myapp", "test123", "apps")
+    );
+
+    // Unfinished states are ignored; a deployment without a team names the missing mapping.
+    let mut pending: Value =
+        serde_json::from_slice(&fixture("own/github-deployment-status.json")).unwrap();
+    pending["deployment_status"]["state"] = json!("in_progress");
+    assert!(matches!(
+        n.normalise(Format::Github, pending.to_string().as_bytes()),
+        Normalised::Ignored(_)
+    ));
+    let bare = Normaliser::new(&config("")).unwrap();
+    match bare.normalise(Format::Gitlab, &fixture("own/gitlab-deployment.json")) {
+        Normalised::Rejected(r) => assert!(r.detail.contains("team"), "{}", r.detail),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+
+    let decoder = Decoder::new(
+        65536,
+        Pseudonymiser::new(b"k").unwrap(),
+        Classifier::builtin().unwrap(),
+    );
+    let now = chrono::Utc::now();
+    for d in [gh, gl, cd, spec] {
+        let bytes = d.to_json_bytes();
+        let text = String::from_utf8_lossy(&bytes).to_lowercase();
+        for person in ["codertocat", "ada", "lovelace"] {
+            assert!(
+                !text.contains(&format!("\"{person}\"")) && !text.contains("ada@"),
+                "{text}"
+            );
+        }
+        assert!(
+            matches!(
+                decoder.decode(&bytes, now),
+                Ok(buildcost_model::Event::Deployment(_))
+            ),
+            "{text}"
+        );
+    }
+}

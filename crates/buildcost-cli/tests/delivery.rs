@@ -144,4 +144,38 @@ fn deployments_and_requests_flow_from_ingest_to_gauges_and_views() {
         query("SELECT event_id, environment, production FROM deployments"),
         "event_id,environment,production\nd1,production,true\n"
     );
+
+    // The weekly reports: the team's orphan repository, the org's delivery next to the
+    // northstar; no request id, no title, no person.
+    let reports = dir.path().join("reports");
+    run_ok(
+        buildcost()
+            .arg("--config")
+            .arg(&config)
+            .args([
+                "report", "weekly", "--week", "2026-W43", "--format", "md,json", "--out",
+            ])
+            .arg(&reports),
+    );
+    let team = std::fs::read_to_string(reports.join("payments.md")).unwrap();
+    assert!(
+        team.contains("Repositories that reach no production"),
+        "{team}"
+    );
+    assert!(team.contains("| acme/legacy | never | 1 |"), "{team}");
+    assert!(!team.contains("| acme/shop | never"), "{team}");
+    let summary = std::fs::read_to_string(reports.join("summary.md")).unwrap();
+    assert!(summary.contains("Orphan repositories"), "{summary}");
+    assert!(
+        summary.contains("1 to production; lead time p50 10.0 days, p90 10.0 days"),
+        "{summary}"
+    );
+    let json = std::fs::read_to_string(reports.join("summary.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["delivery"]["requests_delivered"], 1, "{json}");
+    for text in [&team, &summary] {
+        for secret in ["PAY-1", "Jane", "invoice", "Secret"] {
+            assert!(!text.contains(secret), "`{secret}` in a report");
+        }
+    }
 }

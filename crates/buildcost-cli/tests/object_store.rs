@@ -102,6 +102,12 @@ fn every_command_works_on_an_s3_store_with_the_figures_of_a_local_one_and_pyarro
     );
     let accepted = first["accepted"].as_u64().unwrap();
     assert!(accepted > 2000 && first["rejected"].as_u64().unwrap() > 0);
+    // The builds' table (`date=*/`); deployments and requests are tables of their own.
+    let builds = first["accepted_by_kind"]["build"].as_u64().unwrap();
+    assert!(
+        first["accepted_by_kind"]["deployment"].as_u64() > Some(0),
+        "{first}"
+    );
     // A replay stores nothing twice: the event-id index reads the bucket.
     let again = summary_of(&run_ok(
         on_s3(&["ingest", "--no-progress", "--input"]).arg(&events),
@@ -128,7 +134,7 @@ fn every_command_works_on_an_s3_store_with_the_figures_of_a_local_one_and_pyarro
     ]));
     let text = String::from_utf8_lossy(&query.stdout);
     assert!(
-        text.contains(&format!("{accepted},{accepted}")),
+        text.contains(&format!("{builds},{builds}")),
         "query on the S3 store: {text}"
     );
     let week = "--week";

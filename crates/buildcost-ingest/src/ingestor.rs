@@ -220,9 +220,9 @@ impl<'s> Ingestor<'s> {
         dead_letters: &mut dyn DeadLetterSink,
     ) -> Result<()> {
         match normaliser.normalise(format, payload) {
-            Normalised::Events(events) => {
-                for event in events {
-                    self.push(&event.to_json_bytes(), origin, now, dead_letters)?;
+            n @ (Normalised::Events(_) | Normalised::Deployment(_)) => {
+                for (_, message) in n.messages().unwrap_or_default() {
+                    self.push(&message, origin, now, dead_letters)?;
                 }
             }
             Normalised::Ignored(why) => {

@@ -230,6 +230,48 @@ pub struct TeamReport {
     /// Avoidable failures this week by failure category (`syntax`, `compile`, `lint`, `format`).
     pub avoidable_failures_by_category: BTreeMap<String, u64>,
     pub hints: Vec<Hint>,
+    /// The team's orphan repositories at the end of the week (builds in the 28 days, no
+    /// successful production deployment in `delivery.orphan_after_days`), costliest first;
+    /// none for merged small teams.
+    pub orphan_repositories: Vec<OrphanLine>,
+    /// Lead times of the requests the team delivered this week, by product; only with
+    /// `delivery.lead_time_by_team` and for teams shown on their own.
+    pub lead_times: Vec<LeadTimeLine>,
+}
+
+/// An orphan repository: what it cost while shipping nothing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrphanLine {
+    pub repository: String,
+    pub builds_28d: u64,
+    pub cost_28d_eur: f64,
+    /// The last successful production deployment, if any (RFC 3339).
+    pub last_production_deploy: Option<String>,
+}
+
+/// Lead times from request to production of the requests delivered in a week.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeadTimeLine {
+    pub product: String,
+    pub p50_s: f64,
+    pub p90_s: f64,
+    /// Delivered requests with a request event (the lead times' count).
+    pub requests: u64,
+}
+
+/// What the organisation delivered in the week (spec section 12), next to the northstar.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeliveryWeek {
+    pub requests_delivered: u64,
+    pub deployments_success: u64,
+    pub deployments_failure: u64,
+    /// Over the requests delivered this week that have a request event.
+    pub lead_time: Option<LeadTimeLine>,
+    pub orphan_repositories: u64,
+    /// Cost over the 28 days to the end of the week of every orphan repository's builds.
+    pub orphan_cost_28d_eur: f64,
+    /// `orphan_cost_28d_eur` / the org's cost over those 28 days.
+    pub orphan_cost_share: f64,
 }
 
 impl TeamReport {
@@ -340,6 +382,9 @@ pub struct Summary {
     pub data_quality: DataQuality,
     /// Every team row this week (small teams merged): the team-week table.
     pub teams: Vec<TeamRow>,
+    /// Requests, deployments, lead time and orphan cost; `None` while the store holds no
+    /// deployment.
+    pub delivery: Option<DeliveryWeek>,
 }
 
 /// One row of the summary's team table.

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use buildcost_query::{Engine, QuerySettings, TeamFigures};
+use buildcost_query::{DeliveryFigures, Engine, QuerySettings, Snapshot, TeamFigures};
 use buildcost_store::Store;
 use chrono::{DateTime, Utc};
 
@@ -86,6 +86,23 @@ pub fn compute(
                 categories.get(&row.team).cloned().unwrap_or_default()
             },
             hints: Vec::new(),
+            orphan_repositories: if small {
+                Vec::new()
+            } else {
+                orphans_of(&current.delivery, &row.team)
+            },
+            lead_times: current
+                .delivery
+                .team_lead_times
+                .iter()
+                .filter(|l| l.team == row.team && l.window == "7d" && !small)
+                .map(|l| LeadTimeLine {
+                    product: l.product.clone(),
+                    p50_s: l.p50,
+                    p90_s: l.p90,
+                    requests: l.count,
+                })
+                .collect(),
         };
         report.hints = hints::for_team(&report);
         teams.push(report);
@@ -140,6 +157,7 @@ pub fn compute(
                 week: t.this_week.clone(),
             })
             .collect(),
+        delivery: delivery_week(current),
         org,
     };
     Ok(WeeklyReport {
@@ -147,6 +165,51 @@ pub fn compute(
         generated_at: instant(generated_at),
         summary,
         teams,
+    })
+}
+
+/// The orphan repositories of `team`, costliest first.
+fn orphans_of(d: &DeliveryFigures, team: &str) -> Vec<OrphanLine> {
+    let mut lines: Vec<OrphanLine> = d
+        .repositories
+        .iter()
+        .filter(|r| r.orphan && r.team.as_deref() == Some(team))
+        .map(|r| OrphanLine {
+            repository: r.repository.clone(),
+            builds_28d: r.builds_28d,
+            cost_28d_eur: r.cost_28d,
+            last_production_deploy: r.last_production_deploy.map(instant),
+        })
+        .collect();
+    lines.sort_by(|a, b| {
+        b.cost_28d_eur
+            .total_cmp(&a.cost_28d_eur)
+            .then_with(|| a.repository.cmp(&b.repository))
+    });
+    lines
+}
+
+/// The week's delivery figures of the organisation (the snapshot at the week's end).
+fn delivery_week(s: &Snapshot) -> Option<DeliveryWeek> {
+    let d = &s.delivery;
+    if !d.has_deployments {
+        return None;
+    }
+    let w = d.org.get("7d").cloned().unwrap_or_default();
+    let cost_28d = s.org.windows.get("28d").map_or(0.0, |w| w.cost_eur);
+    Some(DeliveryWeek {
+        requests_delivered: w.requests_delivered,
+        deployments_success: w.deployments_success,
+        deployments_failure: w.deployments_failure,
+        lead_time: w.lead_time.map(|(p50, p90)| LeadTimeLine {
+            product: buildcost_query::ALL_PRODUCTS.to_owned(),
+            p50_s: p50,
+            p90_s: p90,
+            requests: w.lead_times,
+        }),
+        orphan_repositories: d.repositories.iter().filter(|r| r.orphan).count() as u64,
+        orphan_cost_28d_eur: d.org_orphan_cost_eur,
+        orphan_cost_share: ratio(d.org_orphan_cost_eur, cost_28d),
     })
 }
 

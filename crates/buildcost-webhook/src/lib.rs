@@ -333,16 +333,17 @@ async fn receive(
         )
             .into_response();
     }
-    match r.normaliser.normalise(format, &bytes) {
-        Normalised::Events(events) => {
-            let mut ids = Vec::with_capacity(events.len());
-            for event in events {
-                let payload = event.to_json_bytes();
+    let normalised = r.normaliser.normalise(format, &bytes);
+    match normalised {
+        Normalised::Events(_) | Normalised::Deployment(_) => {
+            let messages = normalised.messages().unwrap_or_default();
+            let mut ids = Vec::with_capacity(messages.len());
+            for (event_id, payload) in messages {
                 let record = FutureRecord::to(&r.topic)
-                    .key(event.event_id.as_str())
+                    .key(event_id.as_str())
                     .payload(&payload);
                 if let Err((e, _)) = r.producer.send(record, PRODUCE_TIMEOUT).await {
-                    tracing::warn!(source = %format, error = %e, "could not produce a build event; the sender is told to retry");
+                    tracing::warn!(source = %format, error = %e, "could not produce an event; the sender is told to retry");
                     r.count(format, "unavailable");
                     return (
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -355,7 +356,7 @@ async fn receive(
                     .produced
                     .with_label_values(&[format.as_str()])
                     .inc();
-                ids.push(event.event_id);
+                ids.push(event_id);
             }
             r.count(format, "accepted");
             answer(

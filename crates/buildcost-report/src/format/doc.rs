@@ -1,7 +1,9 @@
 //! What a team lead and a director read, as a small document model both Markdown and HTML
 //! render.
 
-use crate::contents::{OrgWeek, PipelineLine, TeamReport, TeamWeek, WeekFigures, WeeklyReport};
+use crate::contents::{
+    LeadTimeLine, OrgWeek, PipelineLine, TeamReport, TeamWeek, WeekFigures, WeeklyReport,
+};
 use crate::numbers::{count, decimal, eur, percent};
 use crate::week::IsoWeek;
 
@@ -312,6 +314,43 @@ pub fn team_doc(r: &TeamReport) -> Doc {
             blocks.push(pipeline_table(&r.top_pipelines_by_avoidable_failures));
         }
     }
+    if !r.orphan_repositories.is_empty() {
+        blocks.push(Block::Heading(
+            2,
+            "Repositories that reach no production".into(),
+        ));
+        blocks.push(Block::Paragraph(
+            "Built in the last 28 days, never deployed to production successfully in the \
+             configured days (delivery.orphan_after_days): keep, update, or delete?"
+                .into(),
+        ));
+        blocks.push(text_table(
+            &[
+                "Repository",
+                "Last production deploy",
+                "Builds (28 days)",
+                "Cost (28 days)",
+            ],
+            2,
+            r.orphan_repositories
+                .iter()
+                .map(|o| {
+                    vec![
+                        o.repository.clone(),
+                        o.last_production_deploy
+                            .clone()
+                            .unwrap_or_else(|| "never".into()),
+                        count(o.builds_28d),
+                        eur(o.cost_28d_eur),
+                    ]
+                })
+                .collect(),
+        ));
+    }
+    if !r.lead_times.is_empty() {
+        blocks.push(Block::Heading(2, "Lead time, request to production".into()));
+        blocks.push(lead_time_table(&r.lead_times));
+    }
     blocks.push(Block::Note(format!(
         "Week {} = [{}, {}). Cost = billed runner time (queue time excluded) at the configured \
          prices. Avoidable failures: builds that failed on a syntax, compile, lint or format \
@@ -319,6 +358,33 @@ pub fn team_doc(r: &TeamReport) -> Doc {
         r.week, w.start, w.end
     )));
     Doc { title, blocks }
+}
+
+/// A duration in seconds as days (or hours below a day), for lead times.
+pub fn duration(seconds: f64) -> String {
+    if seconds >= 86_400.0 {
+        format!("{} days", decimal(seconds / 86_400.0, 1))
+    } else {
+        format!("{} hours", decimal(seconds / 3_600.0, 1))
+    }
+}
+
+fn lead_time_table(lines: &[LeadTimeLine]) -> Block {
+    text_table(
+        &["Product", "Requests delivered", "p50", "p90"],
+        1,
+        lines
+            .iter()
+            .map(|l| {
+                vec![
+                    l.product.clone(),
+                    count(l.requests),
+                    duration(l.p50_s),
+                    duration(l.p90_s),
+                ]
+            })
+            .collect(),
+    )
 }
 
 fn org_trend_rows(weeks: &[OrgWeek]) -> Vec<Vec<String>> {
@@ -414,6 +480,39 @@ pub fn summary_doc(r: &WeeklyReport) -> Doc {
     ];
     if let Some(bpd) = s.org.builds_per_developer_per_day {
         rows.push(vec!["Builds per developer per day".into(), decimal(bpd, 1)]);
+    }
+    if let Some(d) = &s.delivery {
+        // Next to the northstar: what the builds delivered, and what built nothing that ships.
+        let at = rows.len().min(2);
+        rows.insert(
+            at,
+            vec![
+                "Orphan repositories".into(),
+                format!(
+                    "{} repositories with builds and no production deployment: {} over 28 days \
+                     ({} of CI cost)",
+                    count(d.orphan_repositories),
+                    eur(d.orphan_cost_28d_eur),
+                    percent(d.orphan_cost_share)
+                ),
+            ],
+        );
+        rows.insert(
+            at,
+            vec![
+                "Requests delivered".into(),
+                format!(
+                    "{} to production; lead time {}; {} production deployments, {} failed",
+                    count(d.requests_delivered),
+                    d.lead_time.as_ref().map_or_else(
+                        || "– (no request events)".into(),
+                        |l| format!("p50 {}, p90 {}", duration(l.p50_s), duration(l.p90_s))
+                    ),
+                    count(d.deployments_success + d.deployments_failure),
+                    count(d.deployments_failure)
+                ),
+            ],
+        );
     }
     blocks.push(text_table(&["", "This week"], 2, rows));
 
