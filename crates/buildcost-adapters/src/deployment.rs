@@ -92,7 +92,7 @@ impl Draft {
             )
             .into();
         };
-        Normalised::Deployment(DeploymentEvent {
+        Normalised::Deployment(Box::new(DeploymentEvent {
             schema_version: 1,
             kind: "deployment",
             event_id: self.event_id,
@@ -106,7 +106,7 @@ impl Draft {
             started_at: self.started_at.map(rfc3339),
             finished_at: rfc3339(self.finished_at),
             correlation_ids: self.correlation_ids,
-        })
+        }))
     }
 }
 

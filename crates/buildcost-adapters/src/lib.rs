@@ -118,7 +118,7 @@ pub enum Normalised {
     /// Build events (most payloads give one).
     Events(Vec<BuildEvent>),
     /// A finished deployment (spec section 12).
-    Deployment(DeploymentEvent),
+    Deployment(Box<DeploymentEvent>),
     /// Not a finished build at the configured level; the text says why.
     Ignored(String),
     /// A build that cannot become a valid event.

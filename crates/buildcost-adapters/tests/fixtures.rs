@@ -807,7 +807,7 @@ fn deployments_are_read_from_github_gitlab_and_cdevents() {
     .unwrap();
     let deployment = |format: Format, file: &str| -> DeploymentEvent {
         match n.normalise(format, &fixture(file)) {
-            Normalised::Deployment(d) => d,
+            Normalised::Deployment(d) => *d,
             other => panic!("{file}: expected a deployment, got {other:?}"),
         }
     };
