@@ -15,6 +15,7 @@
 //! | `failure_stage` | the first failed step's name (see `stage_hint`) | — |
 //! | `runner_class` | `labels` (a `runner` rule also sees `runner_group_name`, `runner_name`) | `[[mapping]]` only |
 //! | `attempt` | `run_attempt` | the same |
+//! | `change_title` | — | `display_title` (the PR title or commit subject), else `head_commit.message` |
 //! | `team`, `product` | repository custom properties `team`, `product`, else `[[mapping]]` | the same |
 
 use buildcost_model::RejectReason;
@@ -205,6 +206,9 @@ fn run(n: &Normaliser, v: &Value) -> Result<Normalised, Rejected> {
         finished_at: required_time(v, "/workflow_run/updated_at")?,
         status,
         attempt: Some(attempt),
+        // The PR title or head commit subject: request ids are found in it at ingest.
+        change_title: text(v, "/workflow_run/display_title")
+            .or_else(|| text(v, "/workflow_run/head_commit/message")),
         repository,
         ..Draft::default()
     };

@@ -14,7 +14,7 @@
 //! | `failure_category`, `failure_stage` | `build_failure_reason`, `build_stage` (see [`failure`]) | the first failed job's |
 //! | `runner_class` | `runner.tags`, `runner.description` | the jobs' runner tags |
 //! | `attempt` | `retries_count + 1` | — |
-//! | `change_title` | `commit.message` (first line) | `commit.message` (first line) |
+//! | `change_title` | `commit.message` (first line) | `merge_request.title`, else `commit.message` (first line) |
 
 use std::collections::BTreeSet;
 
@@ -244,7 +244,10 @@ fn pipeline(n: &Normaliser, v: &Value) -> Result<Normalised, Rejected> {
         runners: runners.into_iter().collect(),
         branch: text(v, "/object_attributes/ref").filter(|_| !tag),
         commit: text(v, "/object_attributes/sha"),
-        change_title: text(v, "/commit/message").filter(|m| !m.trim().is_empty()),
+        // The merge request's title for an MR pipeline, else the commit subject.
+        change_title: text(v, "/merge_request/title")
+            .or_else(|| text(v, "/commit/message"))
+            .filter(|m| !m.trim().is_empty()),
         trigger: text(v, "/object_attributes/source").map(|s| trigger(&s)),
         author: text(v, "/user/username"),
         queued_at: created_at,

@@ -865,6 +865,19 @@ fn deployments_are_read_from_github_gitlab_and_cdevents() {
         )
     );
     let spec = deployment(Format::Cdevents, "cdevents/service_deployed.json");
+    // Builds carry the titles request ids are found in.
+    let runs = Normaliser::new(&config("[integrations]\ngithub_builds = \"runs\"\ngitlab_builds = \"pipelines\"\n[[mapping]]\nrepository = \"*\"\nrunner_class = \"medium\"")).unwrap();
+    let run = one(
+        &runs,
+        Format::Github,
+        &fixture("github/workflow_run.completed.json"),
+    );
+    assert_eq!(
+        run.change_title.as_deref(),
+        Some("ci(action): update actions/setup-node digest to 8c91899")
+    );
+    let mr = one(&runs, Format::Gitlab, &fixture("gitlab/pipeline.json"));
+    assert_eq!(mr.change_title.as_deref(), Some("Test"));
     assert_eq!(
         (
             spec.repository.as_str(),
