@@ -5,8 +5,8 @@
 //! [`figures`] is the one place these rules are written; the gauges, the `requests` and
 //! `repositories` SQL views and the reports all take its result. Its input ([`Facts`]) is
 //! read from the store by [`read::DeliveryReader`], which keeps what it read per file, so the
-//! service reads only new files at each refresh. Names (repositories, commits, request ids,
-//! teams) are numbers in one [`Names`] table; sums are [`Exact`].
+//! service reads only new files at each refresh. Names (repositories, request ids, teams) are
+//! numbers in one [`Names`] table, commits their [`commit_key`]; sums are [`Exact`].
 
 pub(crate) mod read;
 
@@ -33,7 +33,8 @@ pub(crate) struct RequestBuild {
     pub finished_at: i64,
     pub cost: Exact,
     pub repository: u32,
-    pub commit: Option<u32>,
+    /// [`commit_key`].
+    pub commit: Option<u64>,
     /// Sorted, distinct.
     pub request_ids: Box<[u32]>,
 }
@@ -53,7 +54,8 @@ pub(crate) struct Deployment {
     pub event_id: String,
     pub finished_at: i64,
     pub repository: u32,
-    pub commit: u32,
+    /// [`commit_key`].
+    pub commit: u64,
     pub environment: String,
     pub team: String,
     pub product: String,
@@ -77,6 +79,14 @@ pub(crate) struct Facts<'a> {
     pub window_builds: Vec<&'a WindowBuild>,
     pub deployments: Vec<&'a Deployment>,
     pub requests: Vec<&'a Request>,
+}
+
+/// A commit as 64 bits (its xxh3 hash): commits are compared exactly as written, and two
+/// different commits of one repository share a key about once in 10¹⁰ at a million commits (a
+/// build would then count for the other commit's deployment). Interning every commit of a
+/// year's history would hold each one twice in memory.
+pub(crate) fn commit_key(commit: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(commit.as_bytes())
 }
 
 /// The windows of the delivery gauges.
@@ -231,8 +241,16 @@ pub(crate) fn figures(
     let names = facts.names;
     let micros_of = |days: i64| Duration::days(days).num_microseconds().unwrap_or(i64::MAX);
 
-    // The request ids of each (repository, commit): when each first had a build.
-    let mut by_commit: HashMap<(u32, u32), HashMap<u32, i64>> = HashMap::new();
+    // The (repository, commit)s a successful deployment shipped: only their builds' request
+    // ids can be delivered through them.
+    let shipped: std::collections::HashSet<(u32, u64)> = facts
+        .deployments
+        .iter()
+        .filter(|d| d.status == DeploymentStatus::Success)
+        .map(|d| (d.repository, d.commit))
+        .collect();
+    // The request ids of each shipped (repository, commit): when each first had a build.
+    let mut by_commit: HashMap<(u32, u64), HashMap<u32, i64>> = HashMap::new();
     let mut cost_of: HashMap<u32, (u64, Exact)> = HashMap::new();
     for b in &facts.request_builds {
         for id in b.request_ids.iter() {
@@ -240,7 +258,7 @@ pub(crate) fn figures(
             e.0 += 1;
             e.1 += b.cost;
         }
-        if let Some(commit) = b.commit {
+        if let Some(commit) = b.commit.filter(|c| shipped.contains(&(b.repository, *c))) {
             let ids = by_commit.entry((b.repository, commit)).or_default();
             for id in b.request_ids.iter() {
                 let first = ids.entry(*id).or_insert(b.finished_at);

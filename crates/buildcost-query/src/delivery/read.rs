@@ -13,7 +13,7 @@ use buildcost_store::{DataFile, Store, Table};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use xxhash_rust::xxh3::xxh3_128;
 
-use super::{Deployment, Facts, Request, RequestBuild, WindowBuild};
+use super::{commit_key, Deployment, Facts, Request, RequestBuild, WindowBuild};
 use crate::engine::Names;
 use crate::snapshot::{floats, strings, typed};
 use crate::{Error, Result};
@@ -436,7 +436,7 @@ fn read_builds(
             finished_at: finished_at.value(i),
             cost,
             repository: repo,
-            commit: opt_s(commit, i).map(|c| names.id(c)),
+            commit: opt_s(commit, i).map(commit_key),
             request_ids: ids,
         });
         out.push(BuildRead {
@@ -487,7 +487,7 @@ fn read_deployments(
                 event_id: event_id.value(i).to_owned(),
                 finished_at: finished_at.value(i),
                 repository: names.id(repository.value(i)),
-                commit: names.id(commit.value(i)),
+                commit: commit_key(commit.value(i)),
                 environment: environment.value(i).to_owned(),
                 team: team.value(i).to_owned(),
                 product: product.value(i).to_owned(),
