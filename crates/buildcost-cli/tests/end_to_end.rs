@@ -416,10 +416,20 @@ fn demo_feeds_history_then_live_builds_through_kafka_and_serves_them() {
     }
     let saved = std::fs::read_to_string(demo_dir.join("metrics.prom")).unwrap();
     assert!(saved.contains("buildcost_team_cost_euros{"), "{saved}");
+    // The demo delivers too: its gauges and the directors' summary show it.
+    assert!(
+        saved.contains("buildcost_org_orphan_repository_cost_euros "),
+        "{saved}"
+    );
+    assert!(
+        saved.contains("buildcost_product_requests_delivered{"),
+        "{saved}"
+    );
     let (status, out) = demo.terminate();
     assert!(status.success(), "demo exit status {status}");
     assert!(out.contains("buildcost demo —"), "the banner: {out}");
     assert!(out.contains("/metrics"), "{out}");
+    assert!(out.contains("requests delivered to production"), "{out}");
     assert!(
         out.contains("summary.html"),
         "the banner names the reports: {out}"

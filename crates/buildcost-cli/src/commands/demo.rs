@@ -224,8 +224,12 @@ async fn announce(
         .context("the feed stopped before the history")?;
     let messages = produced.valid + produced.duplicates + produced.invalid;
     eprintln!(
-        "produced 28 days of history: {} builds of the generated organisation, +{} re-sent, +{} malformed; consuming…",
-        produced.valid, produced.duplicates, produced.invalid
+        "produced 28 days of history: {} builds, {} deployments and {} requests of the generated organisation, +{} re-sent, +{} malformed; consuming…",
+        produced.builds(),
+        produced.deployments,
+        produced.requests,
+        produced.duplicates,
+        produced.invalid
     );
     // The history is in once every message of it is consumed and the rows accepted by then
     // are written (live builds keep arriving behind it).
@@ -272,13 +276,28 @@ async fn announce(
         .filter(|t| t.baseline.as_ref().is_some_and(|b| b.status == "below"))
         .count();
     let (addr, cfg) = (started.addr, config_path.display());
+    let d = &snapshot.delivery;
+    let delivered = d.org.get("28d").cloned().unwrap_or_default();
+    let lead = delivered.lead_time.map_or_else(
+        || "no lead time yet".to_owned(),
+        |(p50, p90)| {
+            format!(
+                "lead time p50 {:.1} days, p90 {:.1} days",
+                p50 / 86_400.0,
+                p90 / 86_400.0
+            )
+        },
+    );
+    let orphans = d.repositories.iter().filter(|r| r.orphan).count();
+    let builds = s.accepted - s.accepted_deployments - s.accepted_requests;
     println!(
         "\nbuildcost demo — {dir}\n\
-         \n  ingested   {} builds, {} rejected (in the dead-letter topic with their reason), {} duplicates dropped\
+         \n  ingested   {builds} builds, {} deployments, {} requests; {} rejected (in the dead-letter topic with their reason), {} duplicates dropped\
          \n  org cost   €{:.2} over 28 days, {} builds, {} developers\
          \n  northstar  {:.1} % of the cost is avoidable failures (syntax, compile, lint, format): €{:.2}\
          \n  waste      {:.1} % of the cost in all\
          \n  teams      {} above their band ({}), {} below\
+         \n  delivery   {} requests delivered to production in 28 days, {lead}; {orphans} orphan repositories cost €{:.2} (docs/delivery.md)\
          \n\nLive builds keep arriving; the gauges refresh every {refresh}. Open:\
          \n  http://{addr}/metrics     business gauges + the pipeline's own metrics\
          \n  http://{addr}/readyz      readiness\
@@ -293,8 +312,10 @@ async fn announce(
          \n  {me} --config {cfg} metrics\
          \n  {me} --config {cfg} query \"SELECT waste_class, ROUND(SUM(cost_eur), 2) AS eur FROM builds GROUP BY waste_class ORDER BY eur DESC\"\
          \n  {me} --config {cfg} query \"SELECT team, peer_group, ROUND(zscore, 2) AS z, status FROM baseline ORDER BY z DESC LIMIT 10\"\
+         \n  {me} --config {cfg} query \"SELECT repository, team, ROUND(cost_28d, 2) AS eur FROM repositories WHERE orphan ORDER BY eur DESC LIMIT 10\"\
          \n",
-        s.accepted,
+        s.accepted_deployments,
+        s.accepted_requests,
         s.rejected(),
         s.duplicates,
         w28.cost_eur,
@@ -306,6 +327,8 @@ async fn announce(
         above.len(),
         above.join(", "),
         below,
+        delivered.requests_delivered,
+        d.org_orphan_cost_eur,
         dir = dir.display(),
         reports = reports.display(),
         refresh = humantime::format_duration(config.refresh.interval),
