@@ -551,7 +551,10 @@ impl Engine {
         views.push(view(open, &today_day));
         let (mut snapshot, sizes) = window::snapshot(at, settings, &self.names, &views)?;
         let prices_key = format!("{prices_hash:?}");
-        if let Some(facts) = self.delivery.facts(store, &prices, &prices_key, at)? {
+        if let Some(facts) = self
+            .delivery
+            .facts(store, &by_day, &prices, &prices_key, at)?
+        {
             let row_of = RowOf::new(&sizes, u64::from(settings.min_team_size));
             snapshot.delivery = delivery::figures(&facts, at, &settings.delivery, &sizes, &row_of);
         }

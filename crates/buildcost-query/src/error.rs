@@ -36,3 +36,13 @@ pub enum Error {
 
 /// Result with the query [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// `e`, met while reading the stored `file`, as the error that names the file.
+    pub(crate) fn stored_file(file: &buildcost_store::DataFile, e: &Error) -> Error {
+        Error::StoredFile {
+            path: file.path.clone(),
+            message: e.to_string(),
+        }
+    }
+}

@@ -437,6 +437,11 @@ pub(crate) fn typed<'a, T: ?Sized>(
         .ok_or_else(|| Error::Shape(format!("`{name}` is not a {kind} column")))
 }
 
+/// Row `i` of a string column, `None` when null.
+pub(crate) fn opt_str(a: &arrow::array::StringArray, i: usize) -> Option<&str> {
+    a.is_valid(i).then(|| a.value(i))
+}
+
 /// A string column of `batch`, by name.
 pub(crate) fn strings<'a>(
     batch: &'a RecordBatch,

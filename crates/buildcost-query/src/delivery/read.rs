@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use buildcost_model::{DeploymentStatus, Exact, Prices};
 use buildcost_store::{DataFile, Store, Table};
@@ -15,7 +15,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use super::{commit_key, Deployment, Facts, Request, RequestBuild, WindowBuild};
 use crate::engine::Names;
-use crate::snapshot::{floats, strings, typed};
+use crate::snapshot::{floats, opt_str, strings, typed};
 use crate::{Error, Result};
 
 /// The build columns read.
@@ -64,10 +64,8 @@ pub(crate) struct DeliveryReader {
     pub names: Names,
     build_days: BTreeMap<NaiveDate, BuildDay>,
     open_files: HashMap<PathBuf, FileRead<BuildRead>>,
-    deployments: HashMap<PathBuf, FileRead<(u128, i64, Deployment)>>,
-    requests: HashMap<PathBuf, FileRead<(u128, i64, Request)>>,
-    deployment_rows: Vec<Deployment>,
-    request_rows: Vec<Request>,
+    deployments: TableRows<Deployment>,
+    requests: TableRows<Request>,
     /// The prices the build days were read with (a change reads them again).
     prices_key: String,
 }
@@ -76,8 +74,8 @@ impl std::fmt::Debug for DeliveryReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeliveryReader")
             .field("build_days", &self.build_days.len())
-            .field("deployments", &self.deployment_rows.len())
-            .field("requests", &self.request_rows.len())
+            .field("deployments", &self.deployments.rows.len())
+            .field("requests", &self.requests.rows.len())
             .finish()
     }
 }
@@ -87,17 +85,6 @@ fn print_of(files: &[DataFile]) -> Vec<(PathBuf, u64, i64)> {
         .iter()
         .map(|f| (f.path.clone(), f.size, f.modified))
         .collect()
-}
-
-fn stored_file(file: &DataFile, e: &Error) -> Error {
-    Error::StoredFile {
-        path: file.path.clone(),
-        message: e.to_string(),
-    }
-}
-
-fn opt_s(a: &StringArray, i: usize) -> Option<&str> {
-    a.is_valid(i).then(|| a.value(i))
 }
 
 fn times<'a>(
@@ -138,23 +125,36 @@ impl DeliveryReader {
     /// Whether the store holds any deployment or request: without them there is nothing to
     /// deliver, and the builds are not read.
     fn has_delivery_events(&self) -> bool {
-        !self.deployments.is_empty() || !self.requests.is_empty()
+        !self.deployments.files.is_empty() || !self.requests.files.is_empty()
     }
 
-    /// Reads what changed and gives the facts stored before `at`.
+    /// Reads what changed and gives the facts stored before `at`. `by_day`: the build files
+    /// of every day up to `at`'s, each day's sorted (the engine's listing of this snapshot).
     ///
     /// # Errors
     /// The store cannot be listed or a file cannot be read.
     pub fn facts(
         &mut self,
         store: &Store,
+        by_day: &BTreeMap<NaiveDate, Vec<DataFile>>,
         prices: &Prices,
         prices_key: &str,
         at: DateTime<Utc>,
     ) -> Result<Option<Facts<'_>>> {
         let open = at.date_naive();
-        self.read_deployments(store, open)?;
-        self.read_requests(store, open)?;
+        let names = &mut self.names;
+        self.deployments.read(
+            store,
+            Table::Deployments,
+            open,
+            names,
+            read_deployments,
+            |d| d.finished_at,
+        )?;
+        self.requests
+            .read(store, Table::Requests, open, names, read_requests, |r| {
+                r.requested_at
+            })?;
         if !self.has_delivery_events() {
             return Ok(None);
         }
@@ -164,16 +164,10 @@ impl DeliveryReader {
             self.prices_key = prices_key.to_owned();
         }
         let window_first = (at - Duration::days(28)).date_naive();
-        let mut by_day: BTreeMap<NaiveDate, Vec<DataFile>> = BTreeMap::new();
-        for f in store.list_files()? {
-            if f.day <= open {
-                by_day.entry(f.day).or_default().push(f);
-            }
-        }
-        self.build_days.retain(|day, _| by_day.contains_key(day));
-        let newest = by_day.keys().next_back().copied();
-        for (day, files) in &mut by_day {
-            files.sort();
+        self.build_days
+            .retain(|day, _| *day <= open && by_day.contains_key(day));
+        let newest = by_day.range(..=open).next_back().map(|(day, _)| *day);
+        for (day, files) in by_day.range(..=open) {
             let print = print_of(files);
             let in_window = *day >= window_first;
             let known = self.build_days.get_mut(day);
@@ -198,12 +192,14 @@ impl DeliveryReader {
             request_builds: Vec::new(),
             window_builds: Vec::new(),
             deployments: self
-                .deployment_rows
+                .deployments
+                .rows
                 .iter()
                 .filter(|d| d.finished_at < at_us)
                 .collect(),
             requests: self
-                .request_rows
+                .requests
+                .rows
                 .iter()
                 .filter(|r| r.requested_at < at_us)
                 .collect(),
@@ -245,7 +241,8 @@ impl DeliveryReader {
             let mut rows = Vec::new();
             let names = &mut self.names;
             store.read_columns(file, BUILD_COLUMNS, &mut |batch| {
-                read_builds(batch, names, prices, &mut rows).map_err(|e| stored_file(file, &e))
+                read_builds(batch, names, prices, &mut rows)
+                    .map_err(|e| Error::stored_file(file, &e))
             })?;
             read.insert(
                 file.path.clone(),
@@ -285,45 +282,48 @@ impl DeliveryReader {
         }
         Ok(day)
     }
+}
 
-    fn read_deployments(&mut self, store: &Store, open: NaiveDate) -> Result<()> {
-        let files: Vec<DataFile> = store
-            .list_table(Table::Deployments)?
-            .into_iter()
-            .filter(|f| f.day <= open)
-            .collect();
-        let columns = column_names(&buildcost_model::deployment_schema());
-        let changed = refresh(
-            &mut self.deployments,
-            store,
-            &files,
-            &columns,
-            &mut self.names,
-            read_deployments,
-        )?;
-        if changed {
-            self.deployment_rows = first_copies(&self.deployments, &files, |d| d.finished_at);
+/// The rows of a deployments' or requests' table: what each file held, and the first stored
+/// copy of each event id, by instant.
+struct TableRows<T> {
+    files: HashMap<PathBuf, FileRead<(u128, i64, T)>>,
+    rows: Vec<T>,
+}
+
+impl<T> Default for TableRows<T> {
+    fn default() -> Self {
+        TableRows {
+            files: HashMap::new(),
+            rows: Vec::new(),
         }
-        Ok(())
     }
+}
 
-    fn read_requests(&mut self, store: &Store, open: NaiveDate) -> Result<()> {
+impl<T: Clone> TableRows<T> {
+    /// Reads `table`'s files up to the day `open` not read yet, forgets those gone, and keeps
+    /// the rows again when anything changed.
+    fn read(
+        &mut self,
+        store: &Store,
+        table: Table,
+        open: NaiveDate,
+        names: &mut Names,
+        read: RowReader<(u128, i64, T)>,
+        instant: fn(&T) -> i64,
+    ) -> Result<()> {
         let files: Vec<DataFile> = store
-            .list_table(Table::Requests)?
+            .list_table(table)?
             .into_iter()
             .filter(|f| f.day <= open)
             .collect();
-        let columns = column_names(&buildcost_model::request_schema());
-        let changed = refresh(
-            &mut self.requests,
-            store,
-            &files,
-            &columns,
-            &mut self.names,
-            read_requests,
-        )?;
-        if changed {
-            self.request_rows = first_copies(&self.requests, &files, |r| r.requested_at);
+        let schema = match table {
+            Table::Deployments => buildcost_model::deployment_schema(),
+            _ => buildcost_model::request_schema(),
+        };
+        let columns = column_names(&schema);
+        if refresh(&mut self.files, store, &files, &columns, names, read)? {
+            self.rows = first_copies(&self.files, &files, instant);
         }
         Ok(())
     }
@@ -353,7 +353,7 @@ fn refresh<T>(
         let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
         let mut rows = Vec::new();
         store.read_columns(file, &columns, &mut |batch| {
-            read(batch, names, &mut rows).map_err(|e| stored_file(file, &e))
+            read(batch, names, &mut rows).map_err(|e| Error::stored_file(file, &e))
         })?;
         cache.insert(
             file.path.clone(),
@@ -436,7 +436,7 @@ fn read_builds(
             finished_at: finished_at.value(i),
             cost,
             repository: repo,
-            commit: opt_s(commit, i).map(commit_key),
+            commit: opt_str(commit, i).map(commit_key),
             request_ids: ids,
         });
         out.push(BuildRead {

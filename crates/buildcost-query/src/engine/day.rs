@@ -14,14 +14,14 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray};
+use arrow::array::{Array, AsArray, Float64Array, RecordBatch};
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use buildcost_model::{hours, Exact, FailureCategory, Prices, Status, WasteClass};
 use buildcost_store::{DataFile, Store};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 
-use crate::snapshot::{floats, strings, typed};
+use crate::snapshot::{floats, opt_str, strings, typed};
 use crate::{Error, Result};
 
 /// The stored columns a day's classification reads.
@@ -269,7 +269,7 @@ impl DayReader {
                 read_batch(batch, names, prices, &mut |id, build| {
                     read.push((id, build))
                 })
-                .map_err(|e| stored_file(file, &e))
+                .map_err(|e| Error::stored_file(file, &e))
             })?;
             self.files
                 .insert(file.path.clone(), (file.size, file.modified, read));
@@ -452,17 +452,6 @@ fn rank(builds: &[&Read], names: Vec<String>) -> Classified {
     }
 }
 
-fn stored_file(file: &DataFile, e: &Error) -> Error {
-    Error::StoredFile {
-        path: file.path.clone(),
-        message: e.to_string(),
-    }
-}
-
-fn opt_s(a: &StringArray, i: usize) -> Option<&str> {
-    a.is_valid(i).then(|| a.value(i))
-}
-
 fn read_batch(
     b: &RecordBatch,
     names: &mut LocalNames,
@@ -510,14 +499,14 @@ fn read_batch(
             opt_f(memory, i),
             gpus.is_valid(i).then(|| gpus.value(i)),
         );
-        let category_text = opt_s(category, i);
+        let category_text = opt_str(category, i);
         let waste = WasteClass::of_build(
             s,
             superseded.is_valid(i) && superseded.value(i),
             category_text.and_then(FailureCategory::parse),
             false,
         );
-        let success = match (s, opt_s(commit, i)) {
+        let success = match (s, opt_str(commit, i)) {
             (Status::Success, Some(c)) => Some((
                 success_key(repository.value(i), pipeline.value(i), c),
                 event_id.value(i).into(),
@@ -544,7 +533,7 @@ fn read_batch(
                 cost: Exact::from_f64(cost),
                 hours: Exact::from_f64(hours(duration.value(i))),
             },
-            author: opt_s(author, i).map(author_number),
+            author: opt_str(author, i).map(author_number),
             success,
         };
         f(xxh3_128(event_id.value(i).as_bytes()), read);
@@ -583,7 +572,7 @@ pub(crate) fn success_keys(store: &Store, files: &[DataFile]) -> Result<Vec<u64>
                     Ok::<(), Error>(())
                 },
             )
-            .map_err(|e| stored_file(file, &e))?;
+            .map_err(|e| Error::stored_file(file, &e))?;
     }
     keys.sort_unstable();
     keys.dedup();
