@@ -3,6 +3,7 @@
 //! `delivery.request_id_pattern` in its branch and change title).
 
 pub mod batch;
+pub mod route;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,13 @@ pub struct DeliveryConfig {
     /// Whether lead times are shown per team (off: a works council may not want team velocity
     /// on a dashboard); product and org figures are always shown.
     pub lead_time_by_team: bool,
+    /// `[[delivery.route]]`: where `report weekly --send` delivers reports.
+    pub route: Vec<route::Route>,
+    /// Where the HTML reports are served (`https://buildcost.corp.example/reports`): messages
+    /// link to `<report_base_url>/<week>/<team>.html`.
+    pub report_base_url: Option<String>,
+    /// Accept plain `http://` webhook URLs to hosts that are not loopback.
+    pub allow_http: bool,
 }
 
 impl Default for DeliveryConfig {
@@ -40,6 +48,9 @@ impl Default for DeliveryConfig {
             production_environments: vec!["production".into(), "prod".into()],
             orphan_after_days: 90,
             lead_time_by_team: false,
+            route: Vec::new(),
+            report_base_url: None,
+            allow_http: false,
         }
     }
 }
@@ -67,6 +78,17 @@ impl DeliveryConfig {
                 "delivery.production_environments",
                 "must list at least one environment, none of them blank",
             ));
+        }
+        for (i, r) in self.route.iter().enumerate() {
+            r.validate(&format!("delivery.route[{i}]"), self.allow_http)?;
+        }
+        if let Some(url) = &self.report_base_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(ConfigError::new(
+                    "delivery.report_base_url",
+                    format!("`{url}` is not an http(s):// URL"),
+                ));
+            }
         }
         Ok(())
     }

@@ -49,6 +49,7 @@ pub use decode::{
     MAX_NAME_CHARS,
 };
 pub use delivery::batch::{deployment_schema, request_schema, DeploymentBuilder, RequestBuilder};
+pub use delivery::route::{check_webhook_url, Route, Secret};
 pub use delivery::{
     DeliveryConfig, DeploymentRow, DeploymentStatus, Event, EventKind, RequestIds, RequestRow,
     DEFAULT_REQUEST_ID_PATTERN, MAX_CHANGE_TITLE_BYTES, MAX_CORRELATION_IDS,

@@ -20,6 +20,8 @@ pub enum Error {
     Encode(String),
     #[error("cannot draw a chart: {0}")]
     Chart(String),
+    #[error("{0}")]
+    Send(String),
 }
 
 /// The result of report operations.

@@ -169,7 +169,8 @@ pub fn compute(
 }
 
 /// The orphan repositories of `team`, costliest first.
-fn orphans_of(d: &DeliveryFigures, team: &str) -> Vec<OrphanLine> {
+/// The orphan repositories of `team`, most expensive first: the report's and the API's.
+pub fn orphans_of(d: &DeliveryFigures, team: &str) -> Vec<OrphanLine> {
     let mut lines: Vec<OrphanLine> = d
         .repositories
         .iter()

@@ -13,7 +13,7 @@ use crate::contents::{TeamReport, WeeklyReport};
 use crate::{Error, Result};
 
 pub use crate::numbers::{count, decimal, eur, percent};
-pub use doc::{builds, summary_doc, team_doc, Block, Doc};
+pub use doc::{builds, duration, summary_doc, team_doc, Block, Doc};
 
 /// A report format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,6 +26,7 @@ pub mod focus;
 pub mod format;
 mod hints;
 mod numbers;
+pub mod send;
 mod week;
 
 use std::collections::BTreeMap;
@@ -33,12 +34,12 @@ use std::collections::BTreeMap;
 use buildcost_store::Store;
 
 pub use contents::{
-    AboveBand, Band, DataQuality, Hint, Improved, OrgWeek, PipelineLine, Savings, Summary,
-    TeamReport, TeamRow, TeamWeek, WasteLine, WeekFigures, WeeklyReport, IMPROVEMENT_BASIS_WEEKS,
-    TOP_IMPROVED, TOP_PIPELINES, TREND_WEEKS, WEEKS_PER_YEAR,
+    AboveBand, Band, DataQuality, Hint, Improved, OrgWeek, OrphanLine, PipelineLine, Savings,
+    Summary, TeamReport, TeamRow, TeamWeek, WasteLine, WeekFigures, WeeklyReport,
+    IMPROVEMENT_BASIS_WEEKS, TOP_IMPROVED, TOP_PIPELINES, TREND_WEEKS, WEEKS_PER_YEAR,
 };
 pub use error::{Error, Result};
-pub use figures::compute;
+pub use figures::{compute, orphans_of};
 pub use format::{render_summary, render_team, write, Format, Selection};
 pub use week::IsoWeek;
 
