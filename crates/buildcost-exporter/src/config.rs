@@ -20,6 +20,14 @@ pub struct HttpConfig {
     /// User name → bcrypt hash of the password (`$2b$…`, as `htpasswd -nbB` or Prometheus'
     /// exporter-toolkit take). When set, every endpoint asks for HTTP basic auth.
     pub basic_auth_users: BTreeMap<String, String>,
+    /// A client must send a request's header (and finish a TLS handshake) within this.
+    #[serde(with = "duration")]
+    pub header_timeout: Duration,
+    /// A request, its body included, is answered within this, else 408.
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+    /// Open connections beyond this are closed at once.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -29,6 +37,9 @@ impl Default for HttpConfig {
             tls_cert_file: None,
             tls_key_file: None,
             basic_auth_users: BTreeMap::new(),
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
         }
     }
 }
@@ -75,6 +86,20 @@ impl HttpConfig {
                 ))
             }
             _ => {}
+        }
+        for (key, value) in [
+            ("http.header_timeout", self.header_timeout),
+            ("http.request_timeout", self.request_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::new(key, "must be longer than 0s"));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::new(
+                "http.max_connections",
+                "must be at least 1",
+            ));
         }
         for (user, hash) in &self.basic_auth_users {
             let key = format!("http.basic_auth_users.{user}");

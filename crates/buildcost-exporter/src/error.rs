@@ -19,6 +19,10 @@ pub enum Error {
     #[error("refresh: {0}")]
     Query(#[from] buildcost_query::Error),
 
+    /// The weekly reports (the API's trend) could not be computed.
+    #[error("weekly reports: {0}")]
+    Report(String),
+
     /// The HTTP listener could not be opened.
     #[error("cannot listen on `{addr}` (http.listen or --listen): {source}; is another buildcost or exporter using the port?")]
     Bind {

@@ -25,11 +25,13 @@
 //! # Ok::<(), buildcost_exporter::Error>(())
 //! ```
 
+pub mod api;
 mod business;
 pub mod config;
 mod delivery;
 mod error;
 pub mod names;
+pub mod pages;
 mod refresh;
 mod security;
 mod server;
@@ -38,7 +40,10 @@ mod text;
 
 pub use business::{business_registry, business_text, encode};
 pub use error::{Error, Result};
+pub use pages::ReportPages;
 pub use refresh::Refresher;
-pub use security::{HttpSecurity, SecurityError};
+pub use security::{
+    HttpLimits, HttpSecurity, SecurityError, FAILURE_WINDOW, MAX_FAILURES, OPEN_PATHS,
+};
 pub use server::{bind, router, serve, serve_router, METRICS_CONTENT_TYPE};
 pub use service::{IngestHandles, RefreshStatus, Role, ServiceState};

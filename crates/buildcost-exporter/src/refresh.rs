@@ -5,10 +5,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use buildcost_query::{Engine, FiguresConfig, Snapshot};
+use buildcost_report::WeeklyReport;
 use buildcost_store::Store;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
+use crate::pages::ReportPages;
 use crate::service::ServiceState;
 use crate::Result;
 
@@ -19,6 +21,10 @@ pub struct Refresher {
     store: Store,
     at: Option<DateTime<Utc>>,
     cache: tokio::sync::Mutex<Engine>,
+    /// The last complete week's reports (the API's trend), with the day they were computed on:
+    /// computed again each day, for events that arrive late.
+    weekly: std::sync::Mutex<Option<(chrono::NaiveDate, Arc<WeeklyReport>)>>,
+    pages: Option<Arc<ReportPages>>,
 }
 
 impl Refresher {
@@ -37,7 +43,40 @@ impl Refresher {
             store,
             at,
             cache: tokio::sync::Mutex::new(engine),
+            weekly: std::sync::Mutex::new(None),
+            pages: None,
         }
+    }
+
+    /// Hands the last complete week's reports, computed for the API's trend, to `pages`.
+    pub fn with_report_pages(mut self, pages: Arc<ReportPages>) -> Self {
+        self.pages = Some(pages);
+        self
+    }
+
+    /// The last complete week's reports at `at`, computed once a day through the engine.
+    fn weekly(&self, engine: &mut Engine, at: DateTime<Utc>) -> Result<Arc<WeeklyReport>> {
+        let week = crate::api::trend_week(at);
+        let today = Utc::now().date_naive();
+        if let Some((day, report)) = self.weekly.lock().ok().and_then(|w| w.clone()) {
+            if day == today && report.week == week {
+                return Ok(report);
+            }
+        }
+        let settings = self.figures.settings()?;
+        let rejected = buildcost_report::rejections_in(&self.store, week)
+            .map_err(|e| crate::Error::Report(e.to_string()))?;
+        let report =
+            buildcost_report::compute(engine, &self.store, &settings, week, rejected, Utc::now())
+                .map_err(|e| crate::Error::Report(e.to_string()))?;
+        let report = Arc::new(report);
+        if let Ok(mut w) = self.weekly.lock() {
+            *w = Some((today, report.clone()));
+        }
+        if let Some(pages) = &self.pages {
+            pages.keep(report.clone());
+        }
+        Ok(report)
     }
 
     /// One snapshot, now. The teams file is read again each time, so edits are picked up.
@@ -64,7 +103,25 @@ impl Refresher {
     pub async fn refresh_once(&self, state: &ServiceState) -> bool {
         let started = Instant::now();
         let result = match self.snapshot().await {
-            Ok(snapshot) => crate::business_text(&snapshot).map(|text| (snapshot.at, text)),
+            Ok(snapshot) => {
+                let weekly = {
+                    let mut engine = self.cache.lock().await;
+                    self.weekly(&mut engine, snapshot.at)
+                };
+                let weekly = match weekly {
+                    Ok(w) => Some(w),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot compute the last week's reports: the API shows no trend");
+                        None
+                    }
+                };
+                state.publish_api(crate::api::Published::new(
+                    &snapshot,
+                    weekly.as_deref(),
+                    &self.figures.pricing.currency,
+                ));
+                crate::business_text(&snapshot).map(|text| (snapshot.at, text))
+            }
             Err(e) => Err(e),
         };
         let took = started.elapsed();

@@ -6,9 +6,11 @@
 //! full, and an unknown user is checked against a dummy hash so timing does not tell which
 //! users exist.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::config::HttpConfig;
 use axum::extract::{Request, State};
@@ -21,6 +23,16 @@ use sha2::{Digest, Sha256};
 
 /// How many good credentials are remembered (then the memory starts afresh).
 const REMEMBERED: usize = 64;
+/// Failed attempts (wrong credentials, not missing ones) a client (an IP address) may make per
+/// [`FAILURE_WINDOW`]; beyond, it gets 429 without a bcrypt check until the window ends, unless
+/// it presents credentials verified before.
+pub const MAX_FAILURES: u32 = 10;
+/// The window failed attempts are counted in.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// How many clients' failures are remembered (then the memory starts afresh).
+const FAILING_CLIENTS: usize = 10_000;
+/// The paths that answer without credentials: probes carry none, and they hold no figures.
+pub const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 /// A valid bcrypt hash no password is known for, checked for unknown users.
 const DUMMY_HASH: &str = "$2b$10$CwTycUXWue0Thq9StjUM0uJ8DZ2gZ8bJ0mMh6s6cN5L9H3Bq1e5Qa";
 
@@ -32,11 +44,34 @@ pub struct SecurityError {
     pub message: String,
 }
 
-/// HTTPS and basic-auth settings, loaded and checked once at start-up.
+/// How long a client may take and how many may be connected at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpLimits {
+    /// A request's header (and a TLS handshake) must arrive within this.
+    pub header_timeout: Duration,
+    /// A request, its body read included, is answered within this (else 408).
+    pub request_timeout: Duration,
+    /// Open connections beyond this are closed at once.
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// HTTPS and basic-auth settings, loaded and checked once at start-up, and the limits of
+/// every connection.
 #[derive(Clone, Default)]
 pub struct HttpSecurity {
     pub(crate) tls: Option<OpenSSLConfig>,
     pub(crate) auth: Option<Arc<BasicAuth>>,
+    pub limits: HttpLimits,
 }
 
 impl std::fmt::Debug for HttpSecurity {
@@ -69,7 +104,15 @@ impl HttpSecurity {
         } else {
             Some(Arc::new(BasicAuth::new(&http.basic_auth_users)?))
         };
-        Ok(HttpSecurity { tls, auth })
+        Ok(HttpSecurity {
+            tls,
+            auth,
+            limits: HttpLimits {
+                header_timeout: http.header_timeout,
+                request_timeout: http.request_timeout,
+                max_connections: http.max_connections,
+            },
+        })
     }
 
     /// HTTPS from a certificate and key (no basic auth): for the webhook, whose senders
@@ -98,7 +141,11 @@ impl HttpSecurity {
                 })
             }
         };
-        Ok(HttpSecurity { tls, auth: None })
+        Ok(HttpSecurity {
+            tls,
+            auth: None,
+            limits: HttpLimits::default(),
+        })
     }
 
     /// Whether the endpoints speak HTTPS.
@@ -151,6 +198,8 @@ fn load_tls(
 pub(crate) struct BasicAuth {
     users: BTreeMap<String, String>,
     verified: Mutex<HashSet<[u8; 32]>>,
+    /// Per client: when its window started and how many attempts failed in it.
+    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
 impl BasicAuth {
@@ -166,14 +215,39 @@ impl BasicAuth {
         Ok(BasicAuth {
             users: users.clone(),
             verified: Mutex::new(HashSet::new()),
+            failures: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Whether an `Authorization` header value names a user with the right password.
-    fn allows(&self, authorization: Option<&str>) -> bool {
-        let Some((user, password)) = authorization.and_then(parse_basic) else {
-            return false;
-        };
+    /// How long `client` must wait when it has failed too often, now.
+    fn blocked_for(&self, client: IpAddr, now: Instant) -> Option<Duration> {
+        let failures = self.failures.lock().ok()?;
+        let (since, count) = failures.get(&client)?;
+        let elapsed = now.duration_since(*since);
+        (*count >= MAX_FAILURES && elapsed < FAILURE_WINDOW).then(|| FAILURE_WINDOW - elapsed)
+    }
+
+    /// Counts a failed attempt of `client`.
+    fn failed(&self, client: IpAddr, now: Instant) {
+        if let Ok(mut failures) = self.failures.lock() {
+            if failures.len() >= FAILING_CLIENTS && !failures.contains_key(&client) {
+                failures.retain(|_, (since, _)| now.duration_since(*since) < FAILURE_WINDOW);
+                if failures.len() >= FAILING_CLIENTS {
+                    failures.clear();
+                }
+            }
+            let entry = failures.entry(client).or_insert((now, 0));
+            if now.duration_since(entry.0) >= FAILURE_WINDOW {
+                *entry = (now, 0);
+            }
+            entry.1 += 1;
+        }
+    }
+
+    /// The fingerprint of the credentials of an `Authorization` header value and the hash of its
+    /// user (a dummy hash for an unknown user, so both take as long), if it is basic auth.
+    fn credentials(&self, authorization: Option<&str>) -> Option<Credentials<'_>> {
+        let (user, password) = authorization.and_then(parse_basic)?;
         let (hash, known) = match self.users.get(&user) {
             Some(h) => (h.as_str(), true),
             None => (DUMMY_HASH, false),
@@ -186,20 +260,50 @@ impl BasicAuth {
             .chain_update(hash.as_bytes())
             .finalize()
             .into();
-        if known && self.verified.lock().is_ok_and(|v| v.contains(&fingerprint)) {
+        Some(Credentials {
+            password,
+            hash,
+            known,
+            fingerprint,
+        })
+    }
+
+    /// Whether these credentials were verified before (no bcrypt check).
+    fn remembered(&self, credentials: &Credentials<'_>) -> bool {
+        credentials.known
+            && self
+                .verified
+                .lock()
+                .is_ok_and(|v| v.contains(&credentials.fingerprint))
+    }
+
+    /// Whether an `Authorization` header value names a user with the right password.
+    fn allows(&self, authorization: Option<&str>) -> bool {
+        let Some(c) = self.credentials(authorization) else {
+            return false;
+        };
+        if self.remembered(&c) {
             return true;
         }
-        let good = bcrypt::verify(password.as_bytes(), hash).unwrap_or(false) && known;
+        let good = bcrypt::verify(c.password.as_bytes(), c.hash).unwrap_or(false) && c.known;
         if good {
             if let Ok(mut v) = self.verified.lock() {
                 if v.len() >= REMEMBERED {
                     v.clear();
                 }
-                v.insert(fingerprint);
+                v.insert(c.fingerprint);
             }
         }
         good
     }
+}
+
+/// What [`BasicAuth::credentials`] reads of a request.
+struct Credentials<'a> {
+    password: String,
+    hash: &'a str,
+    known: bool,
+    fingerprint: [u8; 32],
 }
 
 /// `Basic base64(user:password)` → (user, password).
@@ -220,11 +324,37 @@ async fn require_basic_auth(
     request: Request,
     next: Next,
 ) -> Response {
+    if OPEN_PATHS.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let header = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    if let Some(wait) = client.and_then(|c| auth.blocked_for(c, Instant::now())) {
+        // Credentials verified before still get in (a SHA-256, no bcrypt): an attacker behind
+        // the same address as Prometheus or the portal cannot lock them out.
+        if auth
+            .credentials(header.as_deref())
+            .is_some_and(|c| auth.remembered(&c))
+        {
+            return next.run(request).await;
+        }
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, (wait.as_secs() + 1).to_string())],
+            format!("too many failed attempts: at most {MAX_FAILURES} a minute from one address\n"),
+        )
+            .into_response();
+    }
+    // A request without credentials costs no bcrypt check and is not counted: browsers and
+    // clients behind one proxy ask once without them before they send them.
+    let presented = header.is_some();
     let checker = auth.clone();
     // bcrypt is slow on purpose: off the async workers.
     let allowed = tokio::task::spawn_blocking(move || checker.allows(header.as_deref()))
@@ -233,6 +363,9 @@ async fn require_basic_auth(
     if allowed {
         next.run(request).await
     } else {
+        if let (true, Some(client)) = (presented, client) {
+            auth.failed(client, Instant::now());
+        }
         (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Basic realm=\"buildcost\"")],
@@ -261,14 +394,48 @@ mod tests {
     #[test]
     fn only_a_known_user_with_the_right_password_gets_in() {
         let auth = auth();
-        assert!(auth.allows(Some(&basic("prometheus", "s3cret"))));
+        let good = basic("prometheus", "s3cret");
+        let remembered = |h: &str| {
+            auth.credentials(Some(h))
+                .is_some_and(|c| auth.remembered(&c))
+        };
+        assert!(!remembered(&good));
+        assert!(auth.allows(Some(&good)));
+        assert!(remembered(&good));
         // The second time comes from the memory of good credentials, with the same answer.
-        assert!(auth.allows(Some(&basic("prometheus", "s3cret"))));
+        assert!(auth.allows(Some(&good)));
         assert!(!auth.allows(Some(&basic("prometheus", "wrong"))));
         assert!(!auth.allows(Some(&basic("someone", "s3cret"))));
         assert!(!auth.allows(Some("Bearer s3cret")));
         assert!(!auth.allows(Some("Basic !!!")));
         assert!(!auth.allows(None));
+        assert!(!remembered(&basic("prometheus", "wrong")));
+        assert!(!remembered(&basic("someone", "s3cret")));
+    }
+
+    #[test]
+    fn a_client_that_fails_too_often_waits_for_the_window_to_end() {
+        let auth = auth();
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let start = Instant::now();
+        for _ in 0..MAX_FAILURES - 1 {
+            auth.failed(a, start);
+        }
+        assert_eq!(auth.blocked_for(a, start), None);
+        auth.failed(a, start);
+        let wait = auth
+            .blocked_for(a, start + Duration::from_secs(15))
+            .unwrap();
+        assert_eq!(wait, FAILURE_WINDOW - Duration::from_secs(15));
+        assert_eq!(
+            auth.blocked_for(b, start),
+            None,
+            "another client is not blocked"
+        );
+        assert_eq!(auth.blocked_for(a, start + FAILURE_WINDOW), None);
+        // A new window starts afresh.
+        auth.failed(a, start + FAILURE_WINDOW);
+        assert_eq!(auth.blocked_for(a, start + FAILURE_WINDOW), None);
     }
 
     #[test]

@@ -111,6 +111,12 @@ pub struct ServiceState {
     ingest: Option<IngestHandles>,
     /// The store this process reads or writes, for its quarantine count.
     store: Option<buildcost_store::Store>,
+    /// The team API's answers of the last snapshot.
+    api: RwLock<Option<Arc<crate::api::Published>>>,
+    /// The OpenAPI document.
+    openapi: String,
+    /// The HTML reports (roles that refresh).
+    pages: Option<Arc<crate::pages::ReportPages>>,
 }
 
 impl ServiceState {
@@ -123,7 +129,44 @@ impl ServiceState {
             refresh: Mutex::new(RefreshStatus::default()),
             ingest,
             store: None,
+            api: RwLock::new(None),
+            openapi: crate::api::openapi(false),
+            pages: None,
         }
+    }
+
+    /// Serves the weekly reports of `pages` under `/reports/`.
+    pub fn with_report_pages(mut self, pages: Arc<crate::pages::ReportPages>) -> Self {
+        self.pages = Some(pages);
+        self
+    }
+
+    /// Declares basic auth in the OpenAPI document (when the endpoints ask for it).
+    pub fn with_basic_auth(mut self, basic_auth: bool) -> Self {
+        self.openapi = crate::api::openapi(basic_auth);
+        self
+    }
+
+    /// The reports served under `/reports/`, if any.
+    pub fn report_pages(&self) -> Option<Arc<crate::pages::ReportPages>> {
+        self.pages.clone()
+    }
+
+    /// The OpenAPI document of the team API.
+    pub fn openapi(&self) -> &str {
+        &self.openapi
+    }
+
+    /// Swaps in the team API's answers of a new snapshot.
+    pub(crate) fn publish_api(&self, api: crate::api::Published) {
+        if let Ok(mut a) = self.api.write() {
+            *a = Some(Arc::new(api));
+        }
+    }
+
+    /// The team API's answers, once a snapshot was published.
+    pub(crate) fn api(&self) -> Option<Arc<crate::api::Published>> {
+        self.api.read().ok().and_then(|a| a.clone())
     }
 
     /// Reports the files `store` (or any clone of it) quarantines.

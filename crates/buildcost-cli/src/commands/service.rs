@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use anyhow::{Context, Result};
-use buildcost_exporter::{HttpSecurity, IngestHandles, Refresher, Role, ServiceState};
+use buildcost_exporter::{HttpSecurity, IngestHandles, Refresher, ReportPages, Role, ServiceState};
 use buildcost_ingest::{IngestSummary, KafkaIngest, KafkaSettings};
 use chrono::{DateTime, Utc};
 use tokio::sync::{oneshot, watch};
@@ -89,10 +89,23 @@ pub async fn run_service(
             summary: i.summary(),
             status: i.status(),
         });
-    let state = Arc::new(ServiceState::new(service.role, handles).with_store(store.clone()));
-
     let security = HttpSecurity::from_config(&config.http)
         .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let pages = service.role.refreshes().then(|| {
+        Arc::new(ReportPages::new(
+            store.clone(),
+            config.figures(),
+            super::engine(config),
+            service.at,
+        ))
+    });
+    let mut state = ServiceState::new(service.role, handles)
+        .with_store(store.clone())
+        .with_basic_auth(security.basic_auth());
+    if let Some(pages) = &pages {
+        state = state.with_report_pages(pages.clone());
+    }
+    let state = Arc::new(state);
     let listener = buildcost_exporter::bind(&service.listen).await?;
     let addr = listener
         .local_addr()
@@ -113,18 +126,21 @@ pub async fn run_service(
     tracing::info!(
         role = service.role.as_str(),
         basic_auth = security.basic_auth(),
-        "serving {}://{addr}/metrics (and /healthz, /readyz)",
+        "serving {}://{addr}/metrics (and /api/v1/, /reports/, /healthz, /readyz)",
         if security.tls() { "https" } else { "http" }
     );
 
     let refresher = if service.role.refreshes() {
         let interval = config.refresh.interval;
-        let refresher = Refresher::new(
+        let mut refresher = Refresher::new(
             config.figures(),
             store.clone(),
             super::engine(config),
             service.at,
         );
+        if let Some(pages) = &pages {
+            refresher = refresher.with_report_pages(pages.clone());
+        }
         Some(
             refresher
                 .spawn(state.clone(), interval, stop.clone())
