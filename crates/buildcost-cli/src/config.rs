@@ -38,6 +38,8 @@ pub struct Config {
     pub focus: buildcost_report::focus::FocusConfig,
     /// `[delivery]`: request ids, production environments, orphan repositories, lead times.
     pub delivery: buildcost_model::DeliveryConfig,
+    /// `[smtp]`: the relay `report weekly --send` mails through.
+    pub smtp: buildcost_report::send::SmtpConfig,
 }
 
 impl Config {
@@ -84,6 +86,15 @@ impl Config {
         {
             join(p);
         }
+        self.smtp.resolve_paths(base);
+        for route in &mut self.delivery.route {
+            for secret in [&mut route.teams_webhook, &mut route.slack_webhook]
+                .into_iter()
+                .flatten()
+            {
+                secret.resolve(base);
+            }
+        }
     }
 
     /// The pseudonym key file: the configured one, else `<store.path>/pseudonym.key`.
@@ -114,6 +125,15 @@ impl Config {
         self.webhook.validate()?;
         self.focus.validate()?;
         self.delivery.validate()?;
+        self.smtp.validate()?;
+        if self.smtp.host.is_none() {
+            if let Some(i) = self.delivery.route.iter().position(|r| !r.email.is_empty()) {
+                return Err(ConfigError::new(
+                    format!("delivery.route[{i}].email"),
+                    "needs an [smtp] section with host and from",
+                ));
+            }
+        }
         if self.store.is_remote() && self.privacy.pseudonym_key_file.is_none() {
             return Err(ConfigError::new(
                 "privacy.pseudonym_key_file",

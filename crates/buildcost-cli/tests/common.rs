@@ -261,6 +261,18 @@ pub fn http_request(
     headers: &[(&str, String)],
     body: &[u8],
 ) -> (u16, String) {
+    let (status, _, body) = http_exchange(addr, method, path, headers, body);
+    (status, body)
+}
+
+/// [`http_request`] that also returns the answer's head (status line and headers).
+pub fn http_exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream
@@ -294,6 +306,7 @@ pub fn http_request(
         .contains("transfer-encoding: chunked");
     (
         status,
+        head.to_owned(),
         if chunked {
             dechunk(body)
         } else {
@@ -772,4 +785,166 @@ pub fn bucket_tool(python: &Path, seaweed: &Seaweed, args: &[&str]) -> serde_jso
             .args(args),
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A self-signed certificate for localhost / 127.0.0.1, written as PEM files.
+pub fn certificate(dir: &Path) -> (PathBuf, PathBuf, openssl::x509::X509) {
+    let key = openssl::pkey::PKey::ec_gen("prime256v1").unwrap();
+    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "localhost").unwrap();
+    let name = name.build();
+    let mut b = openssl::x509::X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_serial_number(
+        &openssl::bn::BigNum::from_u32(1)
+            .unwrap()
+            .to_asn1_integer()
+            .unwrap(),
+    )
+    .unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(2).unwrap())
+        .unwrap();
+    let san = openssl::x509::extension::SubjectAlternativeName::new()
+        .dns("localhost")
+        .ip("127.0.0.1")
+        .build(&b.x509v3_context(None, None))
+        .unwrap();
+    b.append_extension(san).unwrap();
+    b.sign(&key, openssl::hash::MessageDigest::sha256())
+        .unwrap();
+    let cert = b.build();
+    let (cert_path, key_path) = (dir.join("tls.crt"), dir.join("tls.key"));
+    std::fs::write(&cert_path, cert.to_pem().unwrap()).unwrap();
+    std::fs::write(&key_path, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    (cert_path, key_path, cert)
+}
+
+/// A helper server of the tests (a Python script under `tests/support/`) that prints
+/// `listening PORT` when ready; stopped (stdin closed, then killed) when dropped.
+pub struct Helper {
+    pub child: std::process::Child,
+    pub port: u16,
+}
+
+impl Helper {
+    /// Runs `python tests/support/<script> <args>` and waits for its port.
+    pub fn start(python: &Path, script: &str, args: &[&str]) -> Helper {
+        use std::io::BufRead;
+        let mut child = Command::new(python)
+            .arg(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/support")
+                    .join(script),
+            )
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{script} did not start: {line:?}"));
+        Helper { child, port }
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The files of `dir` with `ext`, sorted by name.
+pub fn files_with(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == ext))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// A generated organisation of 14 teams over 70 days to 2026-11-30 (a Monday), ingested into
+/// `dir/store` with the demo configuration plus `extra`; returns the config file.
+pub fn generated_store(dir: &Path, extra: &str) -> PathBuf {
+    let events = generate(
+        dir,
+        &Generate {
+            seed: 7,
+            days: 70,
+            per_day: 300,
+            teams: 14,
+            invalid_ratio: 0.0,
+            duplicate_ratio: 0.0,
+            end: "2026-11-30T00:00:00Z".into(),
+            deliveries: true,
+        },
+    );
+    let config = write_config(dir, extra);
+    run_ok(
+        buildcost()
+            .arg("--config")
+            .arg(&config)
+            .args(["ingest", "--input"])
+            .arg(&events),
+    );
+    config
+}
+
+/// The teams of `dir/teams.csv` below `min` developers.
+pub fn small_teams(dir: &Path, min: u64) -> Vec<String> {
+    std::fs::read_to_string(dir.join("teams.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split(',').collect();
+            let n: u64 = cols.get(2)?.parse().ok()?;
+            (n < min).then(|| cols[0].to_owned())
+        })
+        .collect()
+}
+
+/// A bcrypt hash from `buildcost hash-password --cost 4` (the lowest cost keeps a debug build quick).
+pub fn hash(password: &str) -> String {
+    let out = run_with_stdin(
+        buildcost().args(["hash-password", "--cost", "4"]),
+        format!("{password}\n").as_bytes(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(hash.starts_with("$2") && hash.len() == 60, "{hash}");
+    assert!(!hash.contains(password));
+    hash
+}
+
+/// The `Authorization` header of HTTP basic auth.
+pub fn basic(user: &str, password: &str) -> (&'static str, String) {
+    use openssl::base64::encode_block;
+    (
+        "Authorization",
+        format!(
+            "Basic {}",
+            encode_block(format!("{user}:{password}").as_bytes())
+        ),
+    )
 }

@@ -84,7 +84,22 @@ fn every_command_works_on_an_s3_store_with_the_figures_of_a_local_one_and_pyarro
     let remote = dir.path().join("remote");
     std::fs::create_dir_all(&remote).unwrap();
     std::fs::copy(dir.path().join("teams.csv"), remote.join("teams.csv")).unwrap();
-    let config = write_s3_config(&remote, &seaweed, "history", "");
+    // A webhook receiver for `report weekly --send`, whose records go to the bucket.
+    let hooks_dir = dir.path().join("hooks");
+    let hooks = Helper::start(
+        &python,
+        "webhook_receiver.py",
+        &["--out", hooks_dir.to_str().unwrap()],
+    );
+    let config = write_s3_config(
+        &remote,
+        &seaweed,
+        "history",
+        &format!(
+            "[[delivery.route]]\nsummary = true\nslack_webhook = \"http://127.0.0.1:{}/ok/slack/summary\"\n",
+            hooks.port
+        ),
+    );
     let on_s3 = |args: &[&str]| {
         let mut cmd = buildcost();
         s3_credentials(&mut cmd)
@@ -161,6 +176,16 @@ fn every_command_works_on_an_s3_store_with_the_figures_of_a_local_one_and_pyarro
         a == b,
         "the weekly reports of the S3 store differ from the local store's"
     );
+    // Deliveries are recorded in the bucket: the second --send finds the record there.
+    let send = [week, iso.as_str(), "--send"];
+    let sent = run_ok(on_s3(&["report", "weekly"]).args(send));
+    let text = String::from_utf8_lossy(&sent.stdout);
+    assert!(text.contains("sent     summary/slack"), "{text}");
+    let again = run_ok(on_s3(&["report", "weekly"]).args(send));
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(text.contains("already  summary/slack"), "{text}");
+    assert_eq!(files_with(&hooks_dir, "json").len(), 1, "one message sent");
+    drop(hooks);
 
     // The FOCUS export reads the bucket as it reads a folder: the same file.
     let (from, to) = (
@@ -237,7 +262,13 @@ fn every_command_works_on_an_s3_store_with_the_figures_of_a_local_one_and_pyarro
     assert!(read["days"].as_u64().unwrap() >= 16, "{read}");
     assert_eq!(read["raw_authors_found"], 0, "{read}");
     let folders = &read["objects_by_folder"];
-    for folder in ["date=*", "rejections", "dead-letter", "_rollups"] {
+    for folder in [
+        "date=*",
+        "rejections",
+        "dead-letter",
+        "_rollups",
+        "deliveries",
+    ] {
         assert!(
             folders[folder].as_u64().unwrap_or(0) > 0,
             "{folder} in the bucket: {read}"

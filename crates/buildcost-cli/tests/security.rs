@@ -5,71 +5,11 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
-use openssl::asn1::Asn1Time;
-use openssl::bn::BigNum;
-use openssl::hash::MessageDigest;
-use openssl::pkey::PKey;
 use openssl::ssl::{SslConnector, SslMethod};
-use openssl::x509::extension::SubjectAlternativeName;
-use openssl::x509::{X509NameBuilder, X509};
-
-/// A self-signed certificate for localhost / 127.0.0.1, written as PEM files.
-fn certificate(dir: &Path) -> (PathBuf, PathBuf, X509) {
-    let key = PKey::ec_gen("prime256v1").unwrap();
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "localhost").unwrap();
-    let name = name.build();
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    b.set_serial_number(&BigNum::from_u32(1).unwrap().to_asn1_integer().unwrap())
-        .unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
-        .unwrap();
-    let san = SubjectAlternativeName::new()
-        .dns("localhost")
-        .ip("127.0.0.1")
-        .build(&b.x509v3_context(None, None))
-        .unwrap();
-    b.append_extension(san).unwrap();
-    b.sign(&key, MessageDigest::sha256()).unwrap();
-    let cert = b.build();
-    let (cert_path, key_path) = (dir.join("tls.crt"), dir.join("tls.key"));
-    std::fs::write(&cert_path, cert.to_pem().unwrap()).unwrap();
-    std::fs::write(&key_path, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-    (cert_path, key_path, cert)
-}
-
-/// `buildcost hash-password --cost 4` (the lowest cost keeps a debug build quick).
-fn hash(password: &str) -> String {
-    let out = run_with_stdin(
-        buildcost().args(["hash-password", "--cost", "4"]),
-        format!("{password}\n").as_bytes(),
-    );
-    assert!(out.status.success(), "{out:?}");
-    let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    assert!(hash.starts_with("$2") && hash.len() == 60, "{hash}");
-    assert!(!hash.contains(password));
-    hash
-}
-
-fn basic(user: &str, password: &str) -> (&'static str, String) {
-    use openssl::base64::encode_block;
-    (
-        "Authorization",
-        format!(
-            "Basic {}",
-            encode_block(format!("{user}:{password}").as_bytes())
-        ),
-    )
-}
+use openssl::x509::X509;
 
 /// A GET over HTTPS that trusts only `ca`: the status code and the whole answer.
 fn https_get(addr: &str, path: &str, ca: &X509, headers: &[(&str, String)]) -> (u16, String) {
@@ -113,23 +53,23 @@ fn with_basic_auth_an_unauthenticated_request_gets_401_and_a_known_user_gets_in(
     let config = write_config(
         dir.path(),
         &format!(
-            "[http]\nbasic_auth_users = {{ prometheus = \"{}\" }}\n",
-            hash("s3cret pass")
+            "[http]\nbasic_auth_users = {{ prometheus = \"{}\", portal = \"{}\" }}\n",
+            hash("s3cret pass"),
+            hash("portal pass")
         ),
     );
     let served = serve(&config);
-    for path in ["/metrics", "/healthz", "/readyz", "/"] {
+    for path in ["/metrics", "/"] {
         let (status, body) = served.get(path);
         assert_eq!(status, 401, "{path}: {body}");
     }
-    let (status, _) = http_request(
-        &served.addr,
-        "GET",
-        "/metrics",
-        &[basic("prometheus", "wrong")],
-        b"",
-    );
-    assert_eq!(status, 401);
+    // Kubernetes probes send no credentials: the health endpoints stay open, and say nothing
+    // about the figures.
+    for path in ["/healthz", "/readyz"] {
+        let (status, body) = served.get(path);
+        assert!(status == 200 || status == 503, "{path}: {status} {body}");
+        assert!(!body.contains("buildcost_"), "{path}: {body}");
+    }
     let (status, _) = http_request(
         &served.addr,
         "GET",
@@ -147,6 +87,42 @@ fn with_basic_auth_an_unauthenticated_request_gets_401_and_a_known_user_gets_in(
     );
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("buildcost_build_info"), "{body}");
+    // Wrong passwords: the first ones get 401 (one was spent on `nobody` above), then the
+    // address waits, without a bcrypt check — unless it presents credentials verified before,
+    // so an attacker behind Prometheus' address cannot lock Prometheus out.
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let (status, _) = http_request(
+            &served.addr,
+            "GET",
+            "/metrics",
+            &[basic("prometheus", "wrong")],
+            b"",
+        );
+        statuses.push(status);
+    }
+    assert_eq!(statuses[..9], [401; 9], "{statuses:?}");
+    assert_eq!(statuses[9..], [429; 3], "{statuses:?}");
+    let (status, answer) = http_request(
+        &served.addr,
+        "GET",
+        "/metrics",
+        &[basic("portal", "portal pass")],
+        b"",
+    );
+    assert_eq!(status, 429, "not verified before: {answer}");
+    assert!(answer.contains("too many failed attempts"), "{answer}");
+    let (status, _) = http_request(
+        &served.addr,
+        "GET",
+        "/metrics",
+        &[basic("prometheus", "s3cret pass")],
+        b"",
+    );
+    assert_eq!(status, 200, "verified before");
+    // Requests without credentials are not counted and the probes still answer.
+    let (status, _) = served.get("/healthz");
+    assert_eq!(status, 200);
     let log = served.log_text();
     assert!(
         log.contains("without TLS"),
@@ -236,4 +212,76 @@ fn bad_security_settings_are_refused_at_start_and_name_their_key() {
             "the value is not echoed: {stderr}"
         );
     }
+}
+
+/// What `tests/support/slowloris.py` saw of one wave.
+#[derive(serde::Deserialize, Debug)]
+struct Wave {
+    opened: u64,
+    still_open: u64,
+    max_seconds_open: Option<f64>,
+    p50_seconds_open: Option<f64>,
+    healthz: String,
+    rss_kb_base: u64,
+    rss_kb_peak: u64,
+}
+
+#[test]
+fn connections_that_send_half_a_header_are_closed_within_30_s_and_memory_stays_bounded() {
+    let Some(python) = external_tool("BUILDCOST_PYTHON", "python3", &["--version"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bearer.token"), "ci-token\n").unwrap();
+    // The receiver's producer needs no broker to accept connections; nothing is sent.
+    let config = write_config(
+        dir.path(),
+        "[kafka]\nbrokers = \"127.0.0.1:9\"\n\n[webhook]\ntoken_file = \"bearer.token\"\n",
+    );
+    let hook = Served::start(buildcost().arg("--config").arg(&config).args([
+        "webhook",
+        "--listen",
+        "127.0.0.1:0",
+    ]));
+    let wave = || -> Wave {
+        let out = std::process::Command::new(&python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/slowloris.py"))
+            .args(["--addr", &hook.addr, "--pid", &hook.child.id().to_string()])
+            .args(["--connections", "5000", "--deadline", "30"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // Twice: the second wave shows that what the first one took was given back.
+    let (first, second) = (wave(), wave());
+    eprintln!("slowloris waves: {first:?} {second:?}");
+    for w in [&first, &second] {
+        assert_eq!(w.opened, 5000, "{w:?}");
+        assert_eq!(w.still_open, 0, "every connection is closed: {w:?}");
+        // Each connection from its own opening: opening 5,000 takes a while on a busy machine.
+        let seconds = w.max_seconds_open.unwrap();
+        assert!(
+            seconds <= 30.0,
+            "each closed within 30 s (http.header_timeout 10 s): {w:?}"
+        );
+        // Most at the header timeout itself.
+        assert!(w.p50_seconds_open.unwrap() <= 15.0, "{w:?}");
+        assert!(
+            w.healthz.starts_with("HTTP/1.1 200"),
+            "/healthz answers while they are held: {w:?}"
+        );
+        // At most 64 KiB per connection (the bound on a request head), in practice ~30 KiB.
+        let per_connection_kb = w.rss_kb_peak.saturating_sub(w.rss_kb_base) / 5000;
+        assert!(
+            per_connection_kb <= 64,
+            "{per_connection_kb} KiB each: {w:?}"
+        );
+    }
+    assert!(
+        second.rss_kb_peak <= first.rss_kb_peak + first.rss_kb_peak / 4,
+        "the second wave needs no more than the first: {first:?} {second:?}"
+    );
+    let log = hook.log_text();
+    assert!(!log.contains("panicked"), "{log}");
 }
