@@ -38,6 +38,17 @@ fn serve(config: &Path) -> Served {
     served
 }
 
+/// The generated organisation in `dir`, behind basic auth with the portal's user.
+fn portal_store(dir: &Path) -> std::path::PathBuf {
+    generated_store(
+        dir,
+        &format!(
+            "[http]\nbasic_auth_users = {{ {USER} = \"{}\" }}\n",
+            hash(PASSWORD)
+        ),
+    )
+}
+
 /// A GET with the portal's credentials: status, head and body.
 fn get(served: &Served, path: &str) -> (u16, String, String) {
     http_exchange(&served.addr, "GET", path, &[basic(USER, PASSWORD)], b"")
@@ -73,13 +84,7 @@ fn cents(value: f64) -> i64 {
 #[test]
 fn the_team_api_answers_from_the_snapshot_behind_basic_auth_and_hides_small_teams() {
     let dir = tempfile::tempdir().unwrap();
-    let config = generated_store(
-        dir.path(),
-        &format!(
-            "[http]\nbasic_auth_users = {{ {USER} = \"{}\" }}\n",
-            hash(PASSWORD)
-        ),
-    );
+    let config = portal_store(dir.path());
     let small = small_teams(dir.path(), 5);
     assert!(small.contains(&SMALL_TEAM.to_owned()), "{small:?}");
     let served = serve(&config);
@@ -245,13 +250,7 @@ fn schemathesis_finds_no_failure_in_the_live_api() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = generated_store(
-        dir.path(),
-        &format!(
-            "[http]\nbasic_auth_users = {{ {USER} = \"{}\" }}\n",
-            hash(PASSWORD)
-        ),
-    );
+    let config = portal_store(dir.path());
     let served = serve(&config);
     // The document is generated from the types and names the basic scheme.
     let doc = json(&served, "/api/v1/openapi.json");

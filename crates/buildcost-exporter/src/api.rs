@@ -15,7 +15,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use buildcost_model::{Status, WasteClass};
 use buildcost_query::{Snapshot, TeamFigures, WindowFigures};
-use buildcost_report::{IsoWeek, OrphanLine, WeeklyReport};
+use buildcost_report::{IsoWeek, OrphanLine, TeamReport, WeeklyReport};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
@@ -182,30 +182,28 @@ pub struct ApiError {
     pub error: String,
 }
 
-/// The status of a row, as the API names it.
-fn status_of(row: &TeamFigures) -> String {
-    row.baseline
-        .as_ref()
-        .map_or_else(|| "no_baseline".to_owned(), |b| b.status.clone())
+/// A band status as the API names it: `no_baseline` without a band.
+fn status_name(status: Option<&String>) -> String {
+    status.map_or_else(|| "no_baseline".to_owned(), Clone::clone)
 }
 
-fn trend_of(report: Option<&WeeklyReport>, team: &str) -> Vec<TrendWeek> {
-    let Some(t) = report.and_then(|r| r.teams.iter().find(|t| t.team == team && !t.small_teams))
-    else {
-        return Vec::new();
-    };
-    t.weeks
-        .iter()
-        .map(|w| TrendWeek {
-            week: w.figures.week.to_string(),
-            cost_eur: w.figures.cost_eur,
-            builds: w.figures.builds,
-            status: w
-                .baseline
-                .as_ref()
-                .map_or_else(|| "no_baseline".to_owned(), |b| b.status.clone()),
-        })
-        .collect()
+/// The status of a row.
+fn status_of(row: &TeamFigures) -> String {
+    status_name(row.baseline.as_ref().map(|b| &b.status))
+}
+
+fn trend_of(report: Option<&TeamReport>) -> Vec<TrendWeek> {
+    report.map_or_else(Vec::new, |t| {
+        t.weeks
+            .iter()
+            .map(|w| TrendWeek {
+                week: w.figures.week.to_string(),
+                cost_eur: w.figures.cost_eur,
+                builds: w.figures.builds,
+                status: status_name(w.baseline.as_ref().map(|b| &b.status)),
+            })
+            .collect()
+    })
 }
 
 /// The encoded answers of one snapshot.
@@ -246,7 +244,8 @@ impl Published {
         };
         let mut team = HashMap::new();
         for r in &rows {
-            let report = weekly.filter(|w| w.teams.iter().any(|t| t.team == r.team));
+            // Its report of the last complete week, served under /reports/ by its file name.
+            let report = weekly.and_then(|w| w.team(&r.team));
             let view = TeamView {
                 at: at.clone(),
                 currency: currency.to_owned(),
@@ -263,12 +262,14 @@ impl Published {
                     lower_eur: b.lower_eur,
                     upper_eur: b.upper_eur,
                 }),
-                trend: trend_of(weekly, &r.team),
+                trend: trend_of(report),
                 orphan_repositories: buildcost_report::orphans_of(&snapshot.delivery, &r.team)
                     .iter()
                     .map(OrphanView::from)
                     .collect(),
-                report: report.map(|w| format!("/reports/{}/{}.html", w.week, r.team)),
+                report: weekly
+                    .zip(report)
+                    .map(|(w, t)| format!("/reports/{}/{}.html", w.week, t.file_stem())),
             };
             team.insert(r.team.clone(), encode(&view));
         }

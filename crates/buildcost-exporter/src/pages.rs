@@ -105,18 +105,9 @@ impl ReportPages {
             return Ok(r);
         }
         let settings = self.figures.settings().map_err(|e| e.to_string())?;
-        let rejected =
-            buildcost_report::rejections_in(&self.store, week).map_err(|e| e.to_string())?;
         let mut engine = self.engine.lock().map_err(|_| "the report engine failed")?;
-        let report = buildcost_report::compute(
-            &mut engine,
-            &self.store,
-            &settings,
-            week,
-            rejected,
-            Utc::now(),
-        )
-        .map_err(|e| e.to_string())?;
+        let report = buildcost_report::week_report(&mut engine, &self.store, &settings, week)
+            .map_err(|e| e.to_string())?;
         let report = Arc::new(report);
         self.keep(report.clone());
         Ok(report)
@@ -228,15 +219,11 @@ pub(crate) async fn week(
         body.push_str("<li>No team had builds in the 28 days to the end of this week.</li>");
     }
     for t in &report.teams {
-        let name = file_stem(t);
+        let name = t.file_stem();
         let _ = write!(body, "<li><a href=\"{name}.html\">{name}</a></li>");
     }
     body.push_str("</ul>");
     page(&format!("buildcost reports, {}", report.week), &body)
-}
-
-fn file_stem(t: &buildcost_report::TeamReport) -> String {
-    t.file_stem()
 }
 
 /// `/reports/<week>/<team>.html` and `/reports/<week>/summary.html`.
@@ -255,7 +242,7 @@ pub(crate) async fn report(
     let html = if stem == "summary" {
         buildcost_report::render_summary(&report, Format::Html)
     } else {
-        match report.teams.iter().find(|t| file_stem(t) == stem) {
+        match report.teams.iter().find(|t| t.file_stem() == stem) {
             Some(t) => buildcost_report::render_team(t, Format::Html),
             None => {
                 return PageError::NotFound(format!("no report `{stem}` in {week}")).into_response()

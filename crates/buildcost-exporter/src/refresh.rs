@@ -64,11 +64,8 @@ impl Refresher {
             }
         }
         let settings = self.figures.settings()?;
-        let rejected = buildcost_report::rejections_in(&self.store, week)
+        let report = buildcost_report::week_report(engine, &self.store, &settings, week)
             .map_err(|e| crate::Error::Report(e.to_string()))?;
-        let report =
-            buildcost_report::compute(engine, &self.store, &settings, week, rejected, Utc::now())
-                .map_err(|e| crate::Error::Report(e.to_string()))?;
         let report = Arc::new(report);
         if let Ok(mut w) = self.weekly.lock() {
             *w = Some((today, report.clone()));

@@ -55,13 +55,20 @@ pub struct HttpLimits {
     pub max_connections: usize,
 }
 
+impl From<&HttpConfig> for HttpLimits {
+    fn from(http: &HttpConfig) -> Self {
+        HttpLimits {
+            header_timeout: http.header_timeout,
+            request_timeout: http.request_timeout,
+            max_connections: http.max_connections,
+        }
+    }
+}
+
+/// The defaults of `[http]` (for the webhook, which has no such keys).
 impl Default for HttpLimits {
     fn default() -> Self {
-        HttpLimits {
-            header_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
-            max_connections: 10_000,
-        }
+        HttpLimits::from(&HttpConfig::default())
     }
 }
 
@@ -107,11 +114,7 @@ impl HttpSecurity {
         Ok(HttpSecurity {
             tls,
             auth,
-            limits: HttpLimits {
-                header_timeout: http.header_timeout,
-                request_timeout: http.request_timeout,
-                max_connections: http.max_connections,
-            },
+            limits: HttpLimits::from(http),
         })
     }
 

@@ -282,16 +282,22 @@ impl TeamReport {
         } else {
             self.team.clone()
         };
-        name.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
+        file_safe(&name, "-_.")
     }
+}
+
+/// `name` with every character but ASCII letters, digits and those of `keep` replaced by `_`:
+/// a file name that cannot leave its folder.
+pub(crate) fn file_safe(name: &str, keep: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || keep.contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// The org in one week.
@@ -403,6 +409,13 @@ pub struct WeeklyReport {
     pub generated_at: String,
     pub summary: Summary,
     pub teams: Vec<TeamReport>,
+}
+
+impl WeeklyReport {
+    /// The report of the team `name` shown on its own (not a merged `_small_teams` row).
+    pub fn team(&self, name: &str) -> Option<&TeamReport> {
+        self.teams.iter().find(|t| t.team == name && !t.small_teams)
+    }
 }
 
 pub(crate) fn ratio(part: f64, whole: f64) -> f64 {

@@ -43,6 +43,21 @@ pub use figures::{compute, orphans_of};
 pub use format::{render_summary, render_team, write, Format, Selection};
 pub use week::IsoWeek;
 
+/// The reports of `week` over `store`, with the week's rejections from the store's ledger:
+/// what `report weekly`, the service's trend and its `/reports/` pages all compute.
+///
+/// # Errors
+/// The store or the ledger cannot be read.
+pub fn week_report(
+    engine: &mut buildcost_query::Engine,
+    store: &Store,
+    settings: &buildcost_query::QuerySettings,
+    week: IsoWeek,
+) -> Result<WeeklyReport> {
+    let rejected = rejections_in(store, week)?;
+    compute(engine, store, settings, week, rejected, chrono::Utc::now())
+}
+
 /// Events rejected during `week` (by the instant they were rejected), by reason, from the
 /// store's rejection ledger; a replayed message counts once.
 ///

@@ -98,10 +98,8 @@ pub fn formats(args: &[FormatArg]) -> Vec<Format> {
 pub fn compute(config: &Config, week: IsoWeek) -> Result<(WeeklyReport, Engine)> {
     let store = super::open_store(config)?;
     let settings = config.figures().settings()?;
-    let rejected = buildcost_report::rejections_in(&store, week)?;
     let mut engine = super::engine(config);
-    let report =
-        buildcost_report::compute(&mut engine, &store, &settings, week, rejected, Utc::now())?;
+    let report = buildcost_report::week_report(&mut engine, &store, &settings, week)?;
     Ok((report, engine))
 }
 

@@ -86,23 +86,6 @@ pub struct Skipped {
     pub why: String,
 }
 
-/// What a `--send` did.
-#[derive(Debug, Clone, Default)]
-pub struct SendSummary {
-    pub served: Vec<Served>,
-    pub skipped: Vec<Skipped>,
-}
-
-impl SendSummary {
-    /// How many destinations failed.
-    pub fn failures(&self) -> usize {
-        self.served
-            .iter()
-            .filter(|s| matches!(s.outcome, Outcome::Failed { .. }))
-            .count()
-    }
-}
-
 /// How to send.
 #[derive(Debug, Clone, Default)]
 pub struct SendOptions {
@@ -143,12 +126,7 @@ pub fn plan(
     let mut skipped = Vec::new();
     for (i, route) in delivery.route.iter().enumerate() {
         let name = route.report();
-        if name != "summary"
-            && !report
-                .teams
-                .iter()
-                .any(|t| t.team == name && !t.small_teams)
-        {
+        if name != "summary" && report.team(&name).is_none() {
             let why = if is_small(&name) {
                 "the team has fewer developers than privacy.min_team_size: its figures are only in merged rows, so nothing is sent".to_owned()
             } else {
@@ -203,9 +181,7 @@ fn contents(
         ))
     } else {
         let team = report
-            .teams
-            .iter()
-            .find(|t| t.team == name && !t.small_teams)
+            .team(name)
             .ok_or_else(|| crate::Error::Send(format!("no report of `{name}`")))?;
         Ok((
             Digest::team(team, base),
@@ -226,7 +202,13 @@ enum Ready {
 fn prepare(d: &Delivery, report: &WeeklyReport, config: &DeliveryConfig) -> Result<Ready, String> {
     let (digest, csv) = contents(report, &d.report, config.report_base_url.as_deref())
         .map_err(|e| e.to_string())?;
-    let key = format!("delivery.route[{}]", d.route);
+    // A webhook's URL, read from its secret now and checked as the configuration's are.
+    let webhook = |url: &Secret, setting: &str| -> Result<String, String> {
+        let key = format!("delivery.route[{}].{setting}", d.route);
+        let url = url.read(&key).map_err(|e| e.to_string())?;
+        check_webhook_url(&url, config.allow_http, &key).map_err(|e| e.to_string())?;
+        Ok(url)
+    };
     Ok(match &d.channel {
         Channel::Email(to) => Ready::Email(transport::Email {
             to: to.clone(),
@@ -239,40 +221,20 @@ fn prepare(d: &Delivery, report: &WeeklyReport, config: &DeliveryConfig) -> Resu
                 csv.into_bytes(),
             )],
         }),
-        Channel::Teams { url, bare } => {
-            let key = format!("{key}.teams_webhook");
-            let url = url.read(&key).map_err(|e| e.to_string())?;
-            check_webhook_url(&url, config.allow_http, &key).map_err(|e| e.to_string())?;
-            Ready::Webhook {
-                url,
-                body: message::teams_payload(&digest, *bare),
-            }
-        }
-        Channel::Slack(url) => {
-            let key = format!("{key}.slack_webhook");
-            let url = url.read(&key).map_err(|e| e.to_string())?;
-            check_webhook_url(&url, config.allow_http, &key).map_err(|e| e.to_string())?;
-            Ready::Webhook {
-                url,
-                body: message::slack_payload(&digest),
-            }
-        }
+        Channel::Teams { url, bare } => Ready::Webhook {
+            url: webhook(url, "teams_webhook")?,
+            body: message::teams_payload(&digest, *bare),
+        },
+        Channel::Slack(url) => Ready::Webhook {
+            url: webhook(url, "slack_webhook")?,
+            body: message::slack_payload(&digest),
+        },
     })
 }
 
 /// A file name for a destination (dry runs).
 fn file_name(destination: &str, ext: &str) -> String {
-    let safe: String = destination
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.@".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{safe}.{ext}")
+    format!("{}.{ext}", crate::contents::file_safe(destination, "-_.@"))
 }
 
 /// Sends `deliveries` of `report`, recording each success in `store`.
@@ -362,16 +324,15 @@ pub fn send(
         }
         let tried = match ready {
             Ready::Email(email) => {
-                if mailer.is_none() {
-                    mailer = Some(smtp.connect().map_err(|e| e.to_string()));
-                }
-                let (from, transport) = match mailer.as_ref() {
-                    Some(Ok(m)) => m,
-                    Some(Err(e)) => {
+                // One connection (pool) for every address, opened at the first e-mail.
+                let mailer =
+                    mailer.get_or_insert_with(|| smtp.connect().map_err(|e| e.to_string()));
+                let (from, transport) = match mailer {
+                    Ok(m) => &*m,
+                    Err(e) => {
                         served.push(failed(e.clone()));
                         continue;
                     }
-                    None => continue,
                 };
                 let message = match email.message(from) {
                     Ok(m) => m,
