@@ -6,7 +6,8 @@ closed every one of them (or the deadline passes). Prints one JSON object:
 {"opened", "closed", "still_open", "seconds_to_open_all", "seconds_to_close_all",
  "max_seconds_open" and "p50_seconds_open" (how long connections stayed open, each from its
  own opening), "healthz",
- "rss_kb_base", "rss_kb_peak"}.
+ "max_open" (the most held at once), "rss_kb_base", "rss_kb_peak", "rss_kb_end" (once all are
+ closed)}.
 """
 import argparse
 import json
@@ -57,6 +58,7 @@ def main():
     sel = selectors.DefaultSelector()
     opened = 0
     open_now = 0
+    max_open = 0
     lifetimes = []
 
     def drain(timeout):
@@ -84,6 +86,7 @@ def main():
             sel.register(s, selectors.EVENT_READ, time.monotonic())
             opened += 1
             open_now += 1
+            max_open = max(max_open, open_now)
         except OSError:
             break
         if i % 100 == 0:
@@ -110,6 +113,8 @@ def main():
         "healthz": status,
         "rss_kb_base": base,
         "rss_kb_peak": peak,
+        "max_open": max_open,
+        "rss_kb_end": rss_kb(a.pid),
     }))
 
 
